@@ -1,0 +1,20 @@
+// The one error type of angiotrain: a message that names the thing that failed (file, line,
+// key) and what was expected. Commands catch it at the top and exit non-zero with the message.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace angiotrain {
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& message) : std::runtime_error(message) {}
+};
+
+// Error about one file: "PATH: problem". Use this form so every message starts with the file.
+inline Error FileError(const std::string& path, const std::string& problem) {
+  return Error(path + ": " + problem);
+}
+
+}  // namespace angiotrain

@@ -1,0 +1,12 @@
+// Every subcommand of the angiotrain binary registers itself on the CLI11 app here.
+// One file per command (command_<name>.cpp); each parses flags into its layer's options struct
+// and calls that layer. Launcher code stays thin: no logic that a test would need to reach.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace angiotrain {
+
+// One declaration per command, in the order of `angiotrain --help`.
+
+}  // namespace angiotrain

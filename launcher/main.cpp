@@ -1,0 +1,44 @@
+// angiotrain: the one binary. Sets up MPI (every command may run under mpirun/srun), parses the
+// subcommand, and turns any angiotrain::Error into "angiotrain: error: MESSAGE" and exit 1.
+#include <mpi.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "core/error.h"
+#include "launcher/commands.h"
+
+int main(int argc, char** argv) {
+  // THREAD_MULTIPLE: the volume reader prefetches on a background thread (MPI-IO) while the
+  // trainer's thread runs collectives.
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+
+  CLI::App app{"angiotrain: train and run aneurysm detectors on cerebral DSA (K-ium layout)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "angiotrain 0.1.0");
+  // One line per command; each lives in launcher/command_<name>.cpp.
+
+  int code = 0;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    code = app.exit(e);
+  } catch (const angiotrain::Error& e) {
+    std::fprintf(stderr, "angiotrain: error: %s\n", e.what());
+    code = 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "angiotrain: error: %s\n", e.what());
+    code = 1;
+  }
+  if (code != 0) {
+    int size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    // One rank failing must not leave the others hanging in a collective.
+    if (size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+  }
+  MPI_Finalize();
+  return code;
+}

@@ -1,0 +1,38 @@
+// Shared fixtures for the test suites: scratch folders, running the real binary (optionally
+// under mpirun), and small file helpers.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace angiotrain::testing {
+
+// A fresh folder under $TMPDIR, removed at destruction unless ANGIOTRAIN_KEEP_TEST_DIRS is set.
+class ScratchDir {
+ public:
+  ScratchDir();
+  ~ScratchDir();
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs argv (no shell) and captures its output.
+CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_s = 600);
+// Runs the angiotrain binary with `args`; with ranks > 0 under mpirun -np ranks.
+CommandResult RunAngiotrain(const std::vector<std::string>& args, int ranks = 0, int timeout_s = 600);
+// mpirun argv prefix for `ranks` ranks on this machine (oversubscribe, root allowed, loopback).
+std::vector<std::string> MpirunPrefix(int ranks);
+
+bool FileExists(const std::string& path);
+// Lists the names in a folder (no . and ..).
+std::vector<std::string> ListDir(const std::string& dir);
+
+}  // namespace angiotrain::testing
