@@ -12,6 +12,13 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// An error that every MPI rank raises identically (validation done on all ranks, or a failure
+// agreed over MPI). The launcher prints it once, on rank 0, and exits without MPI_Abort.
+class CollectiveError : public Error {
+ public:
+  explicit CollectiveError(const std::string& message) : Error(message) {}
+};
+
 // Error about one file: "PATH: problem". Use this form so every message starts with the file.
 inline Error FileError(const std::string& path, const std::string& problem) {
   return Error(path + ": " + problem);

@@ -8,5 +8,8 @@
 namespace angiotrain {
 
 // One declaration per command, in the order of `angiotrain --help`.
+void AddIngestCommand(CLI::App& app);
+void AddInspectCommand(CLI::App& app);
+void AddEvaluateCommand(CLI::App& app);
 
 }  // namespace angiotrain

@@ -20,12 +20,20 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "angiotrain 0.1.0");
   // One line per command; each lives in launcher/command_<name>.cpp.
+  angiotrain::AddIngestCommand(app);
+  angiotrain::AddInspectCommand(app);
+  angiotrain::AddEvaluateCommand(app);
 
   int code = 0;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     code = app.exit(e);
+  } catch (const angiotrain::CollectiveError& e) {
+    // Every rank raised it: one message, and a clean exit on all ranks.
+    if (rank == 0) std::fprintf(stderr, "angiotrain: error: %s\n", e.what());
+    MPI_Finalize();
+    return 1;
   } catch (const angiotrain::Error& e) {
     std::fprintf(stderr, "angiotrain: error: %s\n", e.what());
     code = 1;

@@ -1,0 +1,44 @@
+// `angiotrain ingest`: a K-ium folder into one HDF5 volume file (parallel under mpirun).
+#include <mpi.h>
+
+#include <cstdio>
+
+#include "datasets/ingest.h"
+#include "launcher/commands.h"
+
+namespace angiotrain {
+
+void AddIngestCommand(CLI::App& app) {
+  auto options = std::make_shared<IngestOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "ingest", "Decode a K-ium folder ({Index}{View}.jpg + label CSV) into one HDF5 volume file; "
+                "under mpirun each rank decodes its share and writes its rows (parallel HDF5)");
+  cmd->add_option("--input", options->input_dir, "Folder of view images, e.g. DIR/train_set")->required();
+  cmd->add_option("--labels", options->labels_csv,
+                  "Label CSV (train.csv / test.csv); without it the file has no labels");
+  cmd->add_option("--out", options->out_path, "Volume file to write (written atomically)")->required();
+  cmd->add_option("--resolution", options->resolution, "Stored size R of each view (R x R)")
+      ->default_val(256);
+  cmd->add_flag("--skip-bad", options->skip_bad,
+                "Leave out patients with bad or missing images and report them instead of failing");
+  cmd->add_option("--skip-report", options->skip_report, "Report of skipped patients (default OUT.skipped.csv)");
+  cmd->add_flag("--quiet", [options](int64_t) { options->progress = false; }, "No progress line");
+  cmd->callback([options] {
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    IngestSummary s = IngestKiumFolder(*options, MPI_COMM_WORLD);
+    if (rank == 0) {
+      std::printf("ingested %lld patients (%lld views) into %s at %dx%d in %.1f s with %d rank(s): %.0f images/s\n",
+                  static_cast<long long>(s.patients), static_cast<long long>(s.patients * 8),
+                  options->out_path.c_str(), options->resolution, options->resolution, s.seconds, size,
+                  s.seconds > 0 ? s.patients * 8 / s.seconds : 0.0);
+      if (s.skipped > 0) {
+        std::printf("skipped %lld patient(s); reasons in %s\n", static_cast<long long>(s.skipped),
+                    s.skip_report.c_str());
+      }
+    }
+  });
+}
+
+}  // namespace angiotrain
