@@ -1,0 +1,261 @@
+// Ingest: K-ium folder -> volume file, through the real binary (and mpirun), plus every kind
+// of bad input named in the issue: one clear message naming the file, non-zero exit, no output.
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/atomic_file.h"
+#include "datasets/volume_file.h"
+#include "tests/datasets/kium_fixture.h"
+#include "tests/support/test_support.h"
+
+namespace angiotrain::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+class IngestTest : public ::testing::Test {
+ protected:
+  void SetUp() override { fx_ = WriteKiumFixture(scratch_ / "train_set", 6, 64); }
+
+  CommandResult Ingest(std::vector<std::string> extra = {}, int ranks = 0) {
+    std::vector<std::string> args = {"ingest", "--input", fx_.dir, "--labels", fx_.labels,
+                                     "--out", out(), "--resolution", "64", "--quiet"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunAngiotrain(args, ranks, 300);
+  }
+  std::string out() const { return scratch_ / "volume.h5"; }
+
+  // The bad-input contract: non-zero exit, the message names the file and the problem, and
+  // neither the output nor a temporary file is left in the output folder.
+  void ExpectRejected(const CommandResult& r, const std::string& file, const std::string& problem) {
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find(file), std::string::npos) << "message does not name " << file << ":\n" << r.output;
+    EXPECT_NE(r.output.find(problem), std::string::npos) << "message does not say '" << problem << "':\n" << r.output;
+    EXPECT_FALSE(FileExists(out()));
+    for (const auto& name : ListDir(scratch_.path())) EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
+  }
+
+  std::string View(int32_t index, const std::string& view) const {
+    return fx_.dir + "/" + std::to_string(index) + view + ".jpg";
+  }
+
+  ScratchDir scratch_;
+  KiumFixture fx_;
+};
+
+TEST_F(IngestTest, WritesEveryViewAndLabelInCsvOrder) {
+  CommandResult r = Ingest();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  VolumeReader v(out(), MPI_COMM_NULL);
+  ASSERT_EQ(v.rows(), 6);
+  EXPECT_EQ(v.resolution(), 64);
+  ASSERT_TRUE(v.has_labels());
+  std::vector<uint8_t> images;
+  v.ReadImages({0, 1, 2, 3, 4, 5}, &images);
+  for (int p = 0; p < 6; ++p) {
+    EXPECT_EQ(v.index()[p], fx_.patients[p].index);
+    EXPECT_EQ(v.aneurysm()[p], fx_.patients[p].aneurysm);
+    for (int k = 0; k < kNumLocations; ++k) EXPECT_EQ(v.locations()[p * kNumLocations + k], fx_.patients[p].locations[k]);
+    for (int view = 0; view < kNumViews; ++view) {
+      cv::Mat expected = cv::imread(View(fx_.patients[p].index, ViewNames()[view]), cv::IMREAD_GRAYSCALE);
+      ASSERT_EQ(std::memcmp(expected.data, images.data() + (size_t(p) * kNumViews + view) * 64 * 64, 64 * 64), 0)
+          << "patient " << p << " view " << ViewNames()[view];
+    }
+  }
+  EXPECT_EQ(v.provenance().skipped, 0);
+  EXPECT_NE(v.provenance().source.find("train_set"), std::string::npos);
+}
+
+TEST_F(IngestTest, ResizesToTheRequestedResolution) {
+  CommandResult r = RunAngiotrain({"ingest", "--input", fx_.dir, "--labels", fx_.labels, "--out", out(),
+                                   "--resolution", "16", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  VolumeReader v(out(), MPI_COMM_NULL);
+  EXPECT_EQ(v.resolution(), 16);
+  std::vector<uint8_t> images;
+  v.ReadImages({0}, &images);
+  EXPECT_EQ(images.size(), size_t(8 * 16 * 16));
+}
+
+TEST_F(IngestTest, TwoRanksWriteTheSameFileAsOneRank) {
+  // 6 patients with 16 per round: rank 1 gets none in the first round at -np 2 with --quiet;
+  // 2 per round forces several collective rounds with uneven shares.
+  ASSERT_EQ(Ingest({}, 1).exit_code, 0);
+  fs::rename(out(), scratch_ / "one.h5");
+  CommandResult two = RunAngiotrain({"ingest", "--input", fx_.dir, "--labels", fx_.labels, "--out", out(),
+                                     "--resolution", "64", "--quiet"}, 2, 300);
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  VolumeReader a(scratch_ / "one.h5", MPI_COMM_NULL), b(out(), MPI_COMM_NULL);
+  ASSERT_EQ(a.rows(), b.rows());
+  EXPECT_EQ(a.index(), b.index());
+  EXPECT_EQ(a.aneurysm(), b.aneurysm());
+  EXPECT_EQ(a.locations(), b.locations());
+  std::vector<int64_t> all = {0, 1, 2, 3, 4, 5};
+  std::vector<uint8_t> ia, ib;
+  a.ReadImages(all, &ia);
+  b.ReadImages(all, &ib);
+  EXPECT_TRUE(ia == ib);
+}
+
+TEST_F(IngestTest, H5pyReadsTheFileWithoutKnowingAngiotrain) {
+  ASSERT_EQ(Ingest().exit_code, 0);
+  std::string script = std::string(ANGIOTRAIN_SOURCE_DIR) + "/tests/datasets/read_volume_h5py.py";
+  CommandResult r = RunCommand({ANGIOTRAIN_PYTHON, script, out(), fx_.dir});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("images (6, 8, 64, 64) uint8"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("views LI-A,LI-B,RI-A,RI-B,LV-A,LV-B,RV-A,RV-B"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pixels match OpenCV decode: True"), std::string::npos) << r.output;
+}
+
+TEST_F(IngestTest, TestSetWithoutLabelsIngestsFromFileNames) {
+  CommandResult r = RunAngiotrain({"ingest", "--input", fx_.dir, "--out", out(), "--resolution", "64", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  VolumeReader v(out(), MPI_COMM_NULL);
+  EXPECT_EQ(v.rows(), 6);
+  EXPECT_FALSE(v.has_labels());
+  EXPECT_EQ(v.index().front(), 1000);
+  EXPECT_EQ(v.index().back(), 1005);
+}
+
+TEST_F(IngestTest, ProgressLineReportsPatientsAndRate) {
+  CommandResult r = RunAngiotrain({"ingest", "--input", fx_.dir, "--labels", fx_.labels, "--out", out(),
+                                   "--resolution", "64"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("ingest 6/6 patients"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/s"), std::string::npos) << r.output;
+}
+
+// --- bad input -------------------------------------------------------------------------------
+
+TEST_F(IngestTest, RejectsMissingView) {
+  fs::remove(View(1003, "LV-B"));
+  ExpectRejected(Ingest(), View(1003, "LV-B"), "missing view LV-B of patient 1003");
+}
+
+TEST_F(IngestTest, RejectsCorruptJpeg) {
+  std::string bytes = ReadFile(View(1002, "RI-A"));
+  for (size_t i = 2; i < 200 && i < bytes.size(); ++i) bytes[i] = static_cast<char>(0x5A);  // wreck the headers
+  WriteText(View(1002, "RI-A"), bytes);
+  ExpectRejected(Ingest(), View(1002, "RI-A"), "corrupt JPEG");
+}
+
+TEST_F(IngestTest, RejectsTruncatedJpeg) {
+  std::string bytes = ReadFile(View(1001, "LI-B"));
+  WriteText(View(1001, "LI-B"), bytes.substr(0, bytes.size() / 2));
+  ExpectRejected(Ingest(), View(1001, "LI-B"), "truncated JPEG");
+}
+
+TEST_F(IngestTest, RejectsFileThatIsNotAnImage) {
+  WriteText(View(1004, "RV-A"), "Index,Aneurysm\nthis is text, not a picture\n");
+  ExpectRejected(Ingest(), View(1004, "RV-A"), "is not a decodable image");
+}
+
+TEST_F(IngestTest, RejectsEmptyImageFile) {
+  WriteText(View(1004, "RV-B"), "");
+  ExpectRejected(Ingest(), View(1004, "RV-B"), "is empty");
+}
+
+TEST_F(IngestTest, RejectsLabelRowWithoutImages) {
+  for (const auto& view : ViewNames()) fs::remove(View(1005, view));
+  ExpectRejected(Ingest(), fx_.labels, "patient 1005 has a label row but no images");
+}
+
+TEST_F(IngestTest, RejectsImagesWithoutLabelRow) {
+  for (const auto& view : ViewNames()) fs::copy_file(View(1000, view), View(2000, view));
+  ExpectRejected(Ingest(), View(2000, "LI-A"), "patient 2000 has images but no row in " + fx_.labels);
+}
+
+TEST_F(IngestTest, RejectsDuplicateIndex) {
+  std::string csv = ReadFile(fx_.labels);
+  csv += csv.substr(csv.find('\n') + 1, csv.find('\n', csv.find('\n') + 1) - csv.find('\n'));  // repeat row 1
+  WriteText(fx_.labels, csv);
+  ExpectRejected(Ingest(), fx_.labels, "duplicate Index 1000");
+}
+
+TEST_F(IngestTest, RejectsMissingCsvColumn) {
+  std::string csv = ReadFile(fx_.labels);
+  WriteText(fx_.labels, csv.replace(csv.find(",R_PCA"), 6, ""));
+  ExpectRejected(Ingest(), fx_.labels, "missing column(s): R_PCA");
+}
+
+TEST_F(IngestTest, RejectsUnknownCsvColumn) {
+  std::string csv = ReadFile(fx_.labels);
+  size_t eol = csv.find('\n');
+  csv.insert(eol, ",Notes");
+  for (size_t pos = csv.find('\n', eol + 1); pos != std::string::npos; pos = csv.find('\n', pos + 3)) csv.insert(pos, ",x");
+  WriteText(fx_.labels, csv);
+  ExpectRejected(Ingest(), fx_.labels, "unknown column 'Notes'");
+}
+
+TEST_F(IngestTest, RejectsLabelOtherThanZeroOrOne) {
+  std::string csv = ReadFile(fx_.labels);
+  size_t row2 = csv.find("\n1001,") + 6;
+  csv[row2] = '2';
+  WriteText(fx_.labels, csv);
+  ExpectRejected(Ingest(), fx_.labels + ":3: column Aneurysm: label '2' is not 0 or 1", "is not 0 or 1");
+}
+
+TEST_F(IngestTest, RejectsCrlfLineEnds) {
+  std::string csv = ReadFile(fx_.labels), crlf;
+  for (char c : csv) crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  WriteText(fx_.labels, crlf);
+  ExpectRejected(Ingest(), fx_.labels, "CRLF");
+}
+
+TEST_F(IngestTest, RejectsUtf8ByteOrderMark) {
+  WriteText(fx_.labels, "\xEF\xBB\xBF" + ReadFile(fx_.labels));
+  ExpectRejected(Ingest(), fx_.labels, "byte-order mark");
+}
+
+TEST_F(IngestTest, RejectsNonIntegerIndex) {
+  std::string csv = ReadFile(fx_.labels);
+  csv.replace(csv.find("\n1002,"), 6, "\n10x2,");
+  WriteText(fx_.labels, csv);
+  ExpectRejected(Ingest(), fx_.labels, "'10x2' is not an integer");
+}
+
+TEST_F(IngestTest, RejectsOutputInMissingFolder) {
+  CommandResult r = RunAngiotrain({"ingest", "--input", fx_.dir, "--labels", fx_.labels, "--out",
+                                   scratch_ / "no/such/dir/volume.h5", "--quiet"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find(scratch_ / "no/such/dir/volume.h5"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("does not exist"), std::string::npos) << r.output;
+  EXPECT_FALSE(FileExists(scratch_ / "no"));
+}
+
+TEST_F(IngestTest, BadInputUnderTwoRanksFailsOnceWithoutHanging) {
+  std::string bytes = ReadFile(View(1005, "RV-B"));  // rank 1's share at -np 2
+  WriteText(View(1005, "RV-B"), bytes.substr(0, bytes.size() / 3));
+  CommandResult r = Ingest({}, 2);
+  ExpectRejected(r, View(1005, "RV-B"), "truncated JPEG");
+}
+
+TEST_F(IngestTest, FailedRunKeepsTheExistingGoodFile) {
+  ASSERT_EQ(Ingest().exit_code, 0);
+  std::string good = ReadFile(out());
+  fs::remove(View(1003, "LI-A"));
+  CommandResult r = Ingest();
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(ReadFile(out()), good);
+}
+
+TEST_F(IngestTest, SkipBadIngestsTheGoodPatientsAndReportsTheRest) {
+  fs::remove(View(1001, "LI-A"));
+  WriteText(View(1004, "RI-B"), "not an image");
+  CommandResult r = Ingest({"--skip-bad"}, 2);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  VolumeReader v(out(), MPI_COMM_NULL);
+  EXPECT_EQ(v.index(), (std::vector<int32_t>{1000, 1002, 1003, 1005}));
+  EXPECT_EQ(v.provenance().skipped, 2);
+  std::string report = ReadFile(out() + ".skipped.csv");
+  EXPECT_NE(report.find("1001,"), std::string::npos) << report;
+  EXPECT_NE(report.find("missing view LI-A"), std::string::npos) << report;
+  EXPECT_NE(report.find("1004,"), std::string::npos) << report;
+  EXPECT_NE(report.find("is not a decodable image"), std::string::npos) << report;
+}
+
+}  // namespace
+}  // namespace angiotrain::testing
