@@ -1,0 +1,61 @@
+// Choosing a Communicator backend (communicator.h).
+#include "distributed/communicator.h"
+
+#include "core/error.h"
+#include "distributed/mpi_communicator.h"
+#if ANGIOTRAIN_HAVE_NCCL
+#include "distributed/nccl_communicator.h"
+#endif
+
+namespace angiotrain {
+
+Backend ParseBackend(const std::string& text) {
+  if (text == "auto") return Backend::kAuto;
+  if (text == "mpi") return Backend::kMpi;
+  if (text == "nccl") return Backend::kNccl;
+  throw Error("backend '" + text + "': expected auto, mpi or nccl");
+}
+
+std::string BackendName(Backend backend) {
+  switch (backend) {
+    case Backend::kAuto: return "auto";
+    case Backend::kMpi: return "mpi";
+    case Backend::kNccl: return "nccl";
+  }
+  return "?";
+}
+
+bool NcclBackendCompiled() {
+#if ANGIOTRAIN_HAVE_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Communicator> MakeCommunicator(const ProcessContext& context,
+                                               const CommunicatorOptions& options) {
+  Backend backend = options.backend;
+  if (backend == Backend::kAuto) {
+    backend = context.device.is_cuda() && NcclBackendCompiled() ? Backend::kNccl : Backend::kMpi;
+  }
+  std::shared_ptr<CollectiveWatchdog> watchdog;
+  if (options.timeout.count() > 0) watchdog = std::make_shared<CollectiveWatchdog>(options.timeout);
+
+  if (backend == Backend::kMpi) return std::make_unique<MpiCommunicator>(context.comm, watchdog);
+
+  if (!NcclBackendCompiled()) {
+    throw Error("backend 'nccl': this build has no NCCL backend (CMake found no CUDA toolkit with nccl.h)");
+  }
+  if (!context.device.is_cuda()) {
+    throw Error("backend 'nccl' needs a CUDA device, but rank " + std::to_string(context.rank) +
+                " runs on " + context.device.str());
+  }
+#if ANGIOTRAIN_HAVE_NCCL
+  return std::make_unique<NcclCommunicator>(context.comm, context.device.index(), watchdog);
+#else
+  return nullptr;  // unreachable: rejected above
+#endif
+}
+
+}  // namespace angiotrain
