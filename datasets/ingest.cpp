@@ -191,7 +191,7 @@ std::string DecodeView(const std::string& path, int resolution, uint8_t* out) {
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   if (bytes.empty()) return "is empty (0 bytes)";
   int flag = cv::IMREAD_GRAYSCALE;
-  const bool jpeg = bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
+  const bool jpeg = bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8;
   if (jpeg) {
     // libjpeg decodes a truncated file with a grey fill and only a warning: require the
     // end-of-image marker (allowing a little padding after it).

@@ -2,6 +2,7 @@
 // batches as direct reads, in order, and surfaces read errors.
 #include <gtest/gtest.h>
 
+#include "core/error.h"
 #include "datasets/batch_prefetcher.h"
 #include "datasets/ingest.h"
 #include "tests/datasets/kium_fixture.h"

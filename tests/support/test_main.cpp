@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include "tests/support/test_support.h"
+
 int main(int argc, char** argv) {
+  angiotrain::testing::SaveEnvironmentBeforeMpi();
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   ::testing::InitGoogleTest(&argc, argv);

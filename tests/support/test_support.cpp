@@ -15,6 +15,17 @@
 namespace angiotrain::testing {
 namespace fs = std::filesystem;
 
+namespace {
+std::vector<std::string>& SavedEnvironment() {
+  static std::vector<std::string> env;
+  return env;
+}
+}  // namespace
+
+void SaveEnvironmentBeforeMpi() {
+  for (char** e = environ; *e; ++e) SavedEnvironment().push_back(*e);
+}
+
 ScratchDir::ScratchDir() {
   std::string base = fs::temp_directory_path().string() + "/angiotrain-test-XXXXXX";
   std::vector<char> buf(base.begin(), base.end());
@@ -42,7 +53,10 @@ CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_s) {
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    execvp(args[0], args.data());
+    std::vector<char*> env;
+    for (auto& e : SavedEnvironment()) env.push_back(const_cast<char*>(e.c_str()));
+    env.push_back(nullptr);
+    execvpe(args[0], args.data(), SavedEnvironment().empty() ? environ : env.data());
     _exit(127);
   }
   close(pipefd[1]);

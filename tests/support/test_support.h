@@ -24,7 +24,11 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs argv (no shell) and captures its output.
+// Records the environment as it was before MPI_Init (which adds OMPI_/PMIX_ variables that
+// would make a child mpirun believe it is nested). test_main calls it first thing.
+void SaveEnvironmentBeforeMpi();
+
+// Runs argv (no shell) with the environment saved before MPI_Init, and captures its output.
 CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_s = 600);
 // Runs the angiotrain binary with `args`; with ranks > 0 under mpirun -np ranks.
 CommandResult RunAngiotrain(const std::vector<std::string>& args, int ranks = 0, int timeout_s = 600);
