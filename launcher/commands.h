@@ -11,5 +11,6 @@ namespace angiotrain {
 void AddIngestCommand(CLI::App& app);
 void AddInspectCommand(CLI::App& app);
 void AddEvaluateCommand(CLI::App& app);
+void AddModelCommand(CLI::App& app);
 
 }  // namespace angiotrain

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   angiotrain::AddIngestCommand(app);
   angiotrain::AddInspectCommand(app);
   angiotrain::AddEvaluateCommand(app);
+  angiotrain::AddModelCommand(app);
 
   int code = 0;
   try {
