@@ -1,0 +1,63 @@
+// angiotrain_models_bench: seconds per forward+backward step of an EfficientNet on the CPU, the
+// C++ side of bench/models_bench.sh (the Python peer is bench/models_bench_peer.py).
+// Usage: angiotrain_models_bench [--variant b0] [--batch 8] [--channels 8] [--resolution 256]
+//                                [--threads 1] [--steps 5] [--warmup 1]
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "models/efficientnet.h"
+#include "models/heads.h"
+
+int main(int argc, char** argv) {
+  std::string variant = "b0";
+  int batch = 8, channels = 8, resolution = 256, threads = 1, steps = 5, warmup = 1;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    const char* v = argv[i + 1];
+    if (flag == "--variant") variant = v;
+    else if (flag == "--batch") batch = std::atoi(v);
+    else if (flag == "--channels") channels = std::atoi(v);
+    else if (flag == "--resolution") resolution = std::atoi(v);
+    else if (flag == "--threads") threads = std::atoi(v);
+    else if (flag == "--steps") steps = std::atoi(v);
+    else if (flag == "--warmup") warmup = std::atoi(v);
+    else {
+      std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  torch::set_num_threads(threads);
+  torch::manual_seed(0);
+  angiotrain::EfficientNetConfig config = angiotrain::EfficientNetConfig::ForVariant(variant);
+  config.in_channels = channels;
+  config.num_outputs = angiotrain::TaskOutputs(angiotrain::Task::kMultitask);
+  angiotrain::EfficientNet model(config);
+  model->train();
+  torch::Tensor x = torch::rand({batch, channels, resolution, resolution});
+  torch::Tensor y = torch::randint(0, 2, {batch, config.num_outputs}).to(torch::kFloat);
+
+  std::vector<double> times;
+  for (int step = 0; step < warmup + steps; ++step) {
+    auto start = std::chrono::steady_clock::now();
+    model->zero_grad(/*set_to_none=*/true);
+    torch::Tensor loss = angiotrain::BceWithLogitsLoss(model->forward(x), y);
+    loss.backward();
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (step >= warmup) times.push_back(s);
+  }
+  std::sort(times.begin(), times.end());
+  double mean = 0;
+  for (double t : times) mean += t;
+  mean /= times.size();
+  std::printf("angiotrain %s batch %d channels %d %dx%d threads %d: median %.3f s/step, mean %.3f, min %.3f\n",
+              variant.c_str(), batch, channels, resolution, resolution, threads, times[times.size() / 2], mean,
+              times.front());
+  return 0;
+}
