@@ -22,6 +22,10 @@ void AddIngestCommand(CLI::App& app) {
   cmd->add_flag("--skip-bad", options->skip_bad,
                 "Leave out patients with bad or missing images and report them instead of failing");
   cmd->add_option("--skip-report", options->skip_report, "Report of skipped patients (default OUT.skipped.csv)");
+  cmd->add_option("--patients-per-round", options->patients_per_round,
+                  "Patients each rank decodes between collective writes (memory: R*R*8 bytes each)")
+      ->default_val(16)
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_flag("--quiet", [options](int64_t) { options->progress = false; }, "No progress line");
   cmd->callback([options] {
     int rank = 0, size = 1;

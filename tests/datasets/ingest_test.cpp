@@ -82,12 +82,11 @@ TEST_F(IngestTest, ResizesToTheRequestedResolution) {
 }
 
 TEST_F(IngestTest, TwoRanksWriteTheSameFileAsOneRank) {
-  // 6 patients with 16 per round: rank 1 gets none in the first round at -np 2 with --quiet;
-  // 2 per round forces several collective rounds with uneven shares.
   ASSERT_EQ(Ingest({}, 1).exit_code, 0);
   fs::rename(out(), scratch_ / "one.h5");
-  CommandResult two = RunAngiotrain({"ingest", "--input", fx_.dir, "--labels", fx_.labels, "--out", out(),
-                                     "--resolution", "64", "--quiet"}, 2, 300);
+  // 2 patients per rank and round: rank 0 takes 1000-1001 and 1004-1005, rank 1 takes
+  // 1002-1003 and nothing in the second round (uneven shares, several collective writes).
+  CommandResult two = Ingest({"--patients-per-round", "2"}, 2);
   ASSERT_EQ(two.exit_code, 0) << two.output;
   VolumeReader a(scratch_ / "one.h5", MPI_COMM_NULL), b(out(), MPI_COMM_NULL);
   ASSERT_EQ(a.rows(), b.rows());
@@ -238,10 +237,11 @@ TEST_F(IngestTest, RejectsOutputInMissingFolder) {
 }
 
 TEST_F(IngestTest, BadInputUnderTwoRanksFailsOnceWithoutHanging) {
-  std::string bytes = ReadFile(View(1005, "RV-B"));  // rank 1's share at -np 2
-  WriteText(View(1005, "RV-B"), bytes.substr(0, bytes.size() / 3));
-  CommandResult r = Ingest({}, 2);
-  ExpectRejected(r, View(1005, "RV-B"), "truncated JPEG");
+  std::string bytes = ReadFile(View(1003, "RV-B"));  // rank 1's share (see TwoRanks... above)
+  WriteText(View(1003, "RV-B"), bytes.substr(0, bytes.size() / 3));
+  CommandResult r = Ingest({"--patients-per-round", "2"}, 2);
+  ExpectRejected(r, View(1003, "RV-B"), "truncated JPEG");
+  EXPECT_EQ(r.output.find("MPI_ABORT"), std::string::npos) << "expected a clean collective exit:\n" << r.output;
 }
 
 TEST_F(IngestTest, FailedRunKeepsTheExistingGoodFile) {
@@ -254,17 +254,17 @@ TEST_F(IngestTest, FailedRunKeepsTheExistingGoodFile) {
 }
 
 TEST_F(IngestTest, SkipBadIngestsTheGoodPatientsAndReportsTheRest) {
-  fs::remove(View(1001, "LI-A"));
-  WriteText(View(1004, "RI-B"), "not an image");
-  CommandResult r = Ingest({"--skip-bad"}, 2);
+  fs::remove(View(1001, "LI-A"));                 // found by the scan, on every rank
+  WriteText(View(1002, "RI-B"), "not an image");  // found while decoding, on rank 1
+  CommandResult r = Ingest({"--skip-bad", "--patients-per-round", "2"}, 2);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   VolumeReader v(out(), MPI_COMM_NULL);
-  EXPECT_EQ(v.index(), (std::vector<int32_t>{1000, 1002, 1003, 1005}));
+  EXPECT_EQ(v.index(), (std::vector<int32_t>{1000, 1003, 1004, 1005}));
   EXPECT_EQ(v.provenance().skipped, 2);
   std::string report = ReadFile(out() + ".skipped.csv");
   EXPECT_NE(report.find("1001,"), std::string::npos) << report;
   EXPECT_NE(report.find("missing view LI-A"), std::string::npos) << report;
-  EXPECT_NE(report.find("1004,"), std::string::npos) << report;
+  EXPECT_NE(report.find("1002,"), std::string::npos) << report;
   EXPECT_NE(report.find("is not a decodable image"), std::string::npos) << report;
 }
 
