@@ -20,8 +20,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "angiotrain 0.1.0");
   // One line per command; each lives in launcher/command_<name>.cpp.
+#ifdef ANGIOTRAIN_WITH_OPENCV  // image decoding and drawing; off on bare GPU boxes
+  angiotrain::AddSynthCommand(app);
   angiotrain::AddIngestCommand(app);
+#endif
   angiotrain::AddInspectCommand(app);
+  angiotrain::AddTrainCommand(app);
+  angiotrain::AddPredictCommand(app);
   angiotrain::AddEvaluateCommand(app);
   angiotrain::AddModelCommand(app);
 
