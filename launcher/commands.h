@@ -8,6 +8,7 @@
 namespace angiotrain {
 
 // One declaration per command, in the order of `angiotrain --help`.
+void AddSynthCommand(CLI::App& app);
 void AddIngestCommand(CLI::App& app);
 void AddInspectCommand(CLI::App& app);
 void AddEvaluateCommand(CLI::App& app);

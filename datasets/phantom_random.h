@@ -1,0 +1,52 @@
+// Portable random numbers for the phantom: std::mt19937_64's output sequence is fixed by the
+// C++ standard, but std::*_distribution is not, so the draws are made here from the engine's bits.
+// Same seed, same phantom, on any standard library.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+
+namespace angiotrain {
+
+// SplitMix64's finaliser: turns structured seeds (seed, index, stream) into unrelated ones.
+inline uint64_t MixSeed(uint64_t a, uint64_t b) {
+  uint64_t z = a + 0x9E3779B97F4A7C15ull * (b + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+class PhantomRandom {
+ public:
+  explicit PhantomRandom(uint64_t seed) : engine_(seed) {}
+
+  uint64_t Bits() { return engine_(); }
+  // [0, 1) with 53 random bits.
+  double Uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
+  double Uniform(double lo, double hi) { return lo + (hi - lo) * Uniform(); }
+  // 0..n-1
+  int Below(int n) { return static_cast<int>(Uniform() * n); }
+  bool Chance(double p) { return Uniform() < p; }
+  // Standard normal (Box-Muller; the second value of each pair is kept for the next call).
+  double Normal() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    double u1 = 1.0 - Uniform();  // (0, 1]
+    double u2 = Uniform();
+    double r = std::sqrt(-2.0 * std::log(u1));
+    spare_ = r * std::sin(6.283185307179586 * u2);
+    has_spare_ = true;
+    return r * std::cos(6.283185307179586 * u2);
+  }
+  double Normal(double mean, double sd) { return mean + sd * Normal(); }
+
+ private:
+  std::mt19937_64 engine_;
+  bool has_spare_ = false;
+  double spare_ = 0;
+};
+
+}  // namespace angiotrain
