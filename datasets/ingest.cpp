@@ -186,9 +186,13 @@ std::vector<PatientEntry> ScanFolder(const IngestOptions& o, std::vector<Problem
 }  // namespace
 
 std::string DecodeView(const std::string& path, int resolution, uint8_t* out) {
-  std::ifstream f(path, std::ios::binary);
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) return "cannot be opened";
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes(static_cast<size_t>(f.tellg()));
+  f.seekg(0);
+  if (!f.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()))) {
+    return "cannot be read";
+  }
   if (bytes.empty()) return "is empty (0 bytes)";
   int flag = cv::IMREAD_GRAYSCALE;
   const bool jpeg = bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8;
