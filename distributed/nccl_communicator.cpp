@@ -62,7 +62,7 @@ class NcclWork final : public Work {
       : target_(std::move(target)), buffer_(std::move(buffer)), device_(device), done_(std::move(done)) {}
   ~NcclWork() override {
     // Order the compute stream after the transfer before the buffer can be freed and reused.
-    if (!waited_) cudaStreamWaitEvent(kComputeStream, done_->event, 0);
+    if (!waited_ && cudaSetDevice(device_) == cudaSuccess) cudaStreamWaitEvent(kComputeStream, done_->event, 0);
   }
 
   void Wait() override {

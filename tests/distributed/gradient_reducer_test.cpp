@@ -49,6 +49,12 @@ struct EquivalenceCase {
   GradientReducerOptions buckets;
 };
 
+// Readable in ctest's listing instead of a byte dump.
+void PrintTo(const EquivalenceCase& c, std::ostream* os) {
+  *os << c.optimizer << ", buckets of " << c.buckets.bucket_bytes << " B (first " << c.buckets.first_bucket_bytes
+      << " B)";
+}
+
 class ReducerEquivalence : public ::testing::TestWithParam<EquivalenceCase> {};
 
 TEST_P(ReducerEquivalence, TwoRanksWithBatchBMatchOneRankWithBatch2BAfterKSteps) {

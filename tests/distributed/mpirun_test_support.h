@@ -11,13 +11,8 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
-#include <unistd.h>
-
 #include <chrono>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -41,30 +36,6 @@ inline int WorldSize() {
 // started without mpirun is a world of one).
 inline bool IsMpiRank() { return WorldSize() > 1; }
 
-// The variables MPI_Init added to this process's environment (the test main makes every test
-// process an MPI singleton). An mpirun started with them thinks it is inside a job and exits 1
-// without output, so they are removed for it; variables the user set before are kept.
-inline std::vector<std::string> VariablesAddedByMpiInit() {
-  std::set<std::string> at_exec;  // /proc/self/environ is the environment as the process started
-  std::ifstream initial("/proc/self/environ", std::ios::binary);
-  std::string all((std::istreambuf_iterator<char>(initial)), std::istreambuf_iterator<char>());
-  for (size_t begin = 0; begin < all.size();) {
-    size_t end = all.find('\0', begin);
-    if (end == std::string::npos) end = all.size();
-    std::string entry = all.substr(begin, end - begin);
-    at_exec.insert(entry.substr(0, entry.find('=')));
-    begin = end + 1;
-  }
-  std::vector<std::string> added;
-  for (char** env = environ; *env; ++env) {
-    std::string name(*env, std::string(*env).find('='));
-    bool mpi = name.rfind("OMPI_", 0) == 0 || name.rfind("PMIX_", 0) == 0 || name.rfind("ORTE_", 0) == 0 ||
-               name.rfind("OPAL_", 0) == 0;
-    if (mpi && !at_exec.count(name)) added.push_back(name);
-  }
-  return added;
-}
-
 struct RanksRun {
   CommandResult result;
   double seconds = 0;
@@ -73,9 +44,7 @@ struct RanksRun {
 // Runs the current test under mpirun -np `ranks` and returns what happened.
 inline RanksRun RunCurrentTestOnRanks(int ranks, int timeout_s = 120) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::vector<std::string> argv = {"env"};
-  for (const auto& name : VariablesAddedByMpiInit()) argv.insert(argv.end(), {"-u", name});
-  for (const auto& arg : MpirunPrefix(ranks)) argv.push_back(arg);
+  std::vector<std::string> argv = MpirunPrefix(ranks);  // RunCommand drops MPI_Init's variables
   argv.push_back(std::filesystem::read_symlink("/proc/self/exe").string());
   argv.push_back(std::string("--gtest_filter=") + info->test_suite_name() + "." + info->name());
   argv.push_back("--gtest_color=no");
