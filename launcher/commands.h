@@ -11,6 +11,8 @@ namespace angiotrain {
 void AddSynthCommand(CLI::App& app);
 void AddIngestCommand(CLI::App& app);
 void AddInspectCommand(CLI::App& app);
+void AddTrainCommand(CLI::App& app);
+void AddPredictCommand(CLI::App& app);
 void AddEvaluateCommand(CLI::App& app);
 void AddModelCommand(CLI::App& app);
 

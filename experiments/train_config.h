@@ -1,0 +1,90 @@
+// The training configuration: a small fixed TOML schema (sections data, model, train, output),
+// loaded from a file and overridden by `--set section.key=value`, plus its canonical text and
+// hash (stored in checkpoints so that a resume with a different configuration is refused).
+//
+// The schema is data: Fields() lists every key with its type and default. A key the schema does
+// not know, or a value of the wrong type, is an Error naming the file (or "--set") and the key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace angiotrain {
+
+struct TrainConfig {
+  struct Data {
+    std::string volume;            // the volume file of `angiotrain ingest` (with labels)
+    double validation_split = 0.3;  // fraction held out, stratified by Aneurysm
+    int64_t split_seed = 0;        // seeds the split (same on every rank)
+  } data;
+  struct Model {
+    std::string variant = "b0";
+    double width_mult = 0;   // 0: the variant's
+    double depth_mult = 0;   // 0: the variant's
+    std::string task = "multitask";  // presence | location | multitask
+    std::string init;        // "" (random) or an InitializeModel spec (models/weight_import.h)
+    double dropout = -1;     // <0: the variant's
+    double stochastic_depth = -1;  // <0: the variant's (0.2)
+  } model;
+  struct Train {
+    int64_t epochs = 10;
+    int64_t batch_size = 8;  // per rank
+    double lr = 1e-4;
+    std::string optimizer = "adam";  // adam | adamw | sgd (momentum 0.9)
+    double weight_decay = 0;
+    std::string schedule = "constant";  // constant | cosine (after warm-up)
+    double warmup_epochs = 0;           // linear warm-up from 0, in epochs (fractional allowed)
+    double grad_clip = 0;               // max global L2 norm; 0: off
+    int64_t seed = 0;
+    double bucket_mb = 25;
+    bool sync_batchnorm = false;  // average BatchNorm running statistics after every step
+    // "batch": BatchNorm normalises with batch statistics in training (the usual); "eval": it
+    // uses the running statistics, frozen (then 2 ranks x b equals 1 rank x 2b exactly).
+    std::string batchnorm = "batch";
+    double location_pos_weight = 1;  // multiplies the positive term of each location column
+    int64_t threads = 0;          // intra-op threads per rank; 0: 1 when world > 1, else torch's
+    std::string backend = "auto";  // auto | mpi | nccl
+    std::string device = "auto";   // auto | cpu | cuda
+    bool resume = false;           // continue from output.dir/last.pt
+    int64_t fail_at_step = -1;     // testing: rank fail_rank SIGKILLs itself before this global step
+    int64_t fail_rank = 1;
+    double nan_at_step = -1;       // testing: the loss becomes NaN at this global step
+  } train;
+  struct Output {
+    std::string dir = "out/run";
+    int64_t checkpoint_every_steps = 0;  // 0: at epoch ends only
+  } output;
+};
+
+// One key of the schema: "section.name", a pointer into a TrainConfig, and whether it takes
+// part in the config hash (what only steers the mechanics of a run, not its result, does not:
+// threads, resume, checkpoint frequency, fault injection, output folder).
+struct ConfigField {
+  std::string key;
+  std::variant<std::string*, int64_t*, double*, bool*> value;
+  bool hashed = true;
+};
+std::vector<ConfigField> Fields(TrainConfig& config);
+
+// Reads `path` over the defaults. Throws Error "PATH: ..." on a syntax error, an unknown key or a
+// wrongly typed value.
+TrainConfig LoadTrainConfig(const std::string& path);
+// Parses TOML text (`origin` names it in messages) over the defaults.
+TrainConfig ParseTrainConfig(const std::string& text, const std::string& origin);
+
+// Applies "section.key=value" (the value typed by the schema: true/false, integers, reals,
+// strings with or without quotes). Throws Error naming the key.
+void ApplyOverride(TrainConfig& config, const std::string& assignment);
+
+// Checks ranges and choices (task, optimizer, schedule, ...); throws Error naming the key.
+void ValidateTrainConfig(const TrainConfig& config);
+
+// Every key as TOML, in schema order, reals with 17 significant digits: loading it back gives
+// the same config. CanonicalText(c, true) lists only the hashed keys.
+std::string CanonicalText(const TrainConfig& config, bool hashed_only = false);
+// 64-bit FNV-1a of CanonicalText(config, true), as 16 hex digits.
+std::string ConfigHash(const TrainConfig& config);
+
+}  // namespace angiotrain

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole default on the phantom, on a CPU machine: synth, ingest (2 ranks), train under
+# mpirun -np 2 with experiments/configs/quickstart.toml, predict on the held-out test set,
+# evaluate. Everything goes to ./out/quickstart/. Re-running starts over.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${ANGIOTRAIN:-build/launcher/angiotrain}
+OUT=out/quickstart
+RANKS=${RANKS:-2}
+PATIENTS=${PATIENTS:-800}
+TEST_PATIENTS=${TEST_PATIENTS:-200}
+RESOLUTION=${RESOLUTION:-128}
+MPIRUN=(mpirun -np "$RANKS" --oversubscribe)
+[ "$(id -u)" = 0 ] && MPIRUN+=(--allow-run-as-root)
+
+rm -rf "$OUT" && mkdir -p "$OUT"
+step() { printf '\n== %s\n' "$*"; }
+now() { date +%s; }
+
+step "synth: $PATIENTS train + $TEST_PATIENTS test phantom patients"
+"$BIN" synth --out "$OUT/data" --patients "$PATIENTS" --test-patients "$TEST_PATIENTS" --seed 1 \
+  --resolution 256 --quiet
+
+step "ingest at ${RESOLUTION}px on $RANKS ranks"
+"${MPIRUN[@]}" "$BIN" ingest --input "$OUT/data/train_set" --labels "$OUT/data/train_set/train.csv" \
+  --out "$OUT/train.h5" --resolution "$RESOLUTION"
+"${MPIRUN[@]}" "$BIN" ingest --input "$OUT/data/test_set" --labels "$OUT/data/test_set/test.csv" \
+  --out "$OUT/test.h5" --resolution "$RESOLUTION"
+
+step "train on $RANKS ranks (experiments/configs/quickstart.toml)"
+start=$(now)
+"${MPIRUN[@]}" "$BIN" train --config experiments/configs/quickstart.toml \
+  --set data.volume="$OUT/train.h5" --set output.dir="$OUT/run"
+train_seconds=$(( $(now) - start ))
+
+step "predict the test set"
+"${MPIRUN[@]}" "$BIN" predict --checkpoint "$OUT/run/last.pt" --input "$OUT/test.h5" \
+  --template "$OUT/data/test_set/test.csv" --out "$OUT/output.csv"
+
+step "evaluate against the ground truth"
+"$BIN" evaluate --pred "$OUT/output.csv" --truth "$OUT/data/test_set/groundtruth.csv" \
+  --probabilities "$OUT/output.probabilities.csv" --json "$OUT/evaluation.json"
+printf '\ntraining took %d s of wall time on %d ranks; figures in %s/evaluation.json\n' \
+  "$train_seconds" "$RANKS" "$OUT"
