@@ -225,8 +225,10 @@ VolumeWriter::VolumeWriter(const std::string& path, MPI_Comm comm, int64_t max_r
   WriteStringAttribute(root, "tool", provenance.tool, path);
   WriteStringAttribute(root, "created", provenance.created, path);
 
+  // Independent transfers: each rank's rows are one contiguous run of whole chunks, so the
+  // two-phase aggregation of collective I/O only adds a synchronisation per round.
   h_->dxpl.reset(H5Pcreate(H5P_DATASET_XFER));
-  H5Pset_dxpl_mpio(h_->dxpl.get(), H5FD_MPIO_COLLECTIVE);
+  H5Pset_dxpl_mpio(h_->dxpl.get(), H5FD_MPIO_INDEPENDENT);
   guard.release();
 }
 
@@ -243,6 +245,7 @@ void VolumeWriter::WriteRows(int64_t first_row, const std::vector<uint8_t>& imag
   if (has_labels_ && (aneurysm.size() != size_t(count) || locations.size() != size_t(count) * kNumLocations)) {
     throw Error("VolumeWriter: label sizes do not match row count");
   }
+  if (count == 0) return;  // independent I/O: nothing to do for an empty share
   hid_t dxpl = h_->dxpl.get();
   WriteRowBlock(h_->images.get(), H5T_NATIVE_UINT8, first_row, count, images.data(), dxpl, path_, "images");
   WriteRowBlock(h_->index.get(), H5T_NATIVE_INT32, first_row, count, index.data(), dxpl, path_, "index");

@@ -40,9 +40,9 @@ class VolumeWriter {
   VolumeWriter(const VolumeWriter&) = delete;
   VolumeWriter& operator=(const VolumeWriter&) = delete;
 
-  // Collective: every rank calls it once per round, with its own contiguous block of rows
-  // starting at `first_row` (count may be 0). images: count*8*R*R bytes; labels may be empty
-  // when the file has no labels.
+  // Writes this rank's contiguous block of rows starting at `first_row` (count may be 0;
+  // independent I/O, so ranks need not call it together). images: count*8*R*R bytes; labels
+  // may be empty when the file has no labels.
   void WriteRows(int64_t first_row, const std::vector<uint8_t>& images, const std::vector<int32_t>& index,
                  const std::vector<uint8_t>& aneurysm, const std::vector<uint8_t>& locations);
   // Collective: sets the final row count and the number of patients skipped, closes, and
