@@ -1,6 +1,13 @@
 // EfficientNet-B0…B7 (Tan & Le, 2019) built the way torchvision 0.14 builds it: the architecture
 // is data (the B0 stage table and the compound-scaling table below) and one loop turns it into
 // modules. Module names equal torchvision's, so a torchvision state_dict maps onto ours 1:1.
+//
+//   EfficientNetConfig c = EfficientNetConfig::ForVariant("b0");  // or set width/depth_mult
+//   c.in_channels = 8;                                            // one channel per view
+//   c.num_outputs = TaskOutputs(Task::kMultitask);                // models/heads.h
+//   EfficientNet model(c);
+//   InitializeModel(model, "torchvision:efficientnet_b0.pth");    // models/weight_import.h
+//   torch::Tensor logits = model->forward(x);                     // [N, 22], no sigmoid
 #pragma once
 
 #include <torch/torch.h>
