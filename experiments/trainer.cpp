@@ -358,7 +358,14 @@ TrainSummary Train(const TrainConfig& config) {
 
   DistributedSampler sampler(static_cast<int64_t>(split.train.size()), world, rank, config.train.batch_size,
                              static_cast<uint64_t>(config.train.seed), {});
-  const int64_t steps_per_epoch = sampler.steps_per_epoch();
+  // Full batches only (the tail of each rank's shard is dropped, a different one each epoch):
+  // a last batch of one row would break BatchNorm in training mode, and equal batch sizes keep
+  // the average over ranks the gradient of the global batch.
+  sampler.SetEpoch(0);
+  const int64_t steps_per_epoch = static_cast<int64_t>(sampler.shard().size()) / config.train.batch_size;
+  if (steps_per_epoch < 1)
+    throw CollectiveError("train.batch_size " + std::to_string(config.train.batch_size) + " is larger than the " +
+                          std::to_string(sampler.shard().size()) + " training rows of each rank");
   const std::string dir = config.output.dir;
   const std::string checkpoint_path = dir + "/last.pt";
 
