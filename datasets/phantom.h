@@ -33,12 +33,12 @@ struct PhantomOptions {
   int first_index = 1000;   // train indices first_index.., test indices continue after them
   int resolution = 512;     // source image side, pixels; the field of view is fixed (170 mm)
   double prevalence = 0.5;  // fraction of patients with at least one aneurysm
-  double aneurysm_radius_min_mm = 1.2;  // sac radius range, mm (3.0 px per mm at 512)
-  double aneurysm_radius_max_mm = 3.0;
+  double aneurysm_radius_min_mm = 1.5;  // sac radius range, mm (3.0 px per mm at 512)
+  double aneurysm_radius_max_mm = 3.5;
   int max_aneurysms = 3;    // per patient; the count is 1 + a truncated geometric draw
   // Contrast density of an aneurysm sac relative to the vessels (1 = fills like a vessel;
   // sacs are then about as dark as a vessel of their diameter).
-  double aneurysm_contrast = 1.3;
+  double aneurysm_contrast = 1.5;
   double noise = 3.0;       // pixel noise standard deviation, 8-bit grey levels (varies ±30% per view)
   double jitter = 1.0;      // scale of the anatomical variation (0: the template anatomy and pose)
   double distractors = 2.0; // mean number per patient of fusiform dilatations (not aneurysms)

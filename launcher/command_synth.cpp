@@ -28,7 +28,7 @@ void AddSynthCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--prevalence", o->prevalence, "Fraction of patients with at least one aneurysm")
       ->capture_default_str();
-  cmd->add_option("--aneurysm-size", *size, "Sac radius range MIN,MAX in mm (default 1.2,3.0; 3 px/mm at 512)")
+  cmd->add_option("--aneurysm-size", *size, "Sac radius range MIN,MAX in mm (default 1.5,3.5; 3 px/mm at 512)")
       ->delimiter(',')
       ->expected(2);
   cmd->add_option("--max-aneurysms", o->max_aneurysms, "Most aneurysms one patient can have")->capture_default_str();
