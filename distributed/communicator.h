@@ -59,7 +59,8 @@ class Communicator {
   // Starts reducing `tensor` in place over all ranks. Any shape and layout (a non-contiguous
   // tensor is reduced through a contiguous copy and written back on Wait). MPI: CPU tensors of
   // float32/64, float16/bfloat16 (reduced in float32), int8/16/32/64, uint8; tensors on other
-  // devices are staged through host memory. NCCL: CUDA tensors on this rank's device.
+  // devices are staged through host memory. NCCL: CUDA tensors on this rank's device; CPU tensors
+  // (small host values such as a loss) are staged through the device.
   // Unsupported dtypes, or kAverage of an integer tensor, throw Error.
   virtual std::unique_ptr<Work> AllReduceAsync(torch::Tensor tensor, ReduceOp op) = 0;
   void AllReduce(torch::Tensor tensor, ReduceOp op = ReduceOp::kSum) { AllReduceAsync(tensor, op)->Wait(); }

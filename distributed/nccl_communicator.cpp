@@ -117,9 +117,19 @@ struct NcclCommunicator::State {
     return done;
   }
 
+  // The tensor NCCL works on: `tensor` itself when it is a contiguous tensor on this rank's
+  // device; else a contiguous copy on the device (a CPU tensor, such as a loss value, is staged
+  // through the device and copied back when the work is waited for).
+  torch::Tensor DeviceBuffer(const torch::Tensor& tensor, const char* what) const {
+    if (tensor.defined() && tensor.device().is_cpu())
+      return tensor.to(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device))).contiguous();
+    CheckDevice(tensor, what);
+    return tensor.is_contiguous() ? tensor : tensor.contiguous();
+  }
+
   void CheckDevice(const torch::Tensor& tensor, const char* what) const {
     if (!tensor.defined() || !tensor.is_cuda() || tensor.device().index() != device) {
-      throw Error(std::string("NCCL ") + what + ": expected a tensor on cuda:" + std::to_string(device) +
+      throw Error(std::string("NCCL ") + what + ": expected a tensor on cuda:" + std::to_string(device) + " or the CPU" +
                   ", got " + (tensor.defined() ? tensor.device().str() : "an undefined tensor"));
     }
   }
@@ -156,13 +166,12 @@ int NcclCommunicator::size() const { return state_->size; }
 
 std::unique_ptr<Work> NcclCommunicator::AllReduceAsync(torch::Tensor tensor, ReduceOp op) {
   State& s = *state_;
-  s.CheckDevice(tensor, "all-reduce");
+  torch::Tensor buffer = s.DeviceBuffer(tensor, "all-reduce");
   ncclDataType_t type = NcclType(tensor.scalar_type());
   if (op == ReduceOp::kAverage && !torch::isFloatingType(tensor.scalar_type())) {
     throw Error(std::string("NCCL all-reduce: average of an integer tensor (") +
                 c10::toString(tensor.scalar_type()) + ") is not defined; use kSum");
   }
-  torch::Tensor buffer = tensor.is_contiguous() ? tensor : tensor.contiguous();
   ncclRedOp_t nccl_op = op == ReduceOp::kAverage ? ncclAvg : ncclSum;
   std::string what = "all-reduce of " + std::to_string(tensor.numel()) + " " + c10::toString(tensor.scalar_type());
   auto done = s.Enqueue(what, [&] {
@@ -175,11 +184,10 @@ std::unique_ptr<Work> NcclCommunicator::AllReduceAsync(torch::Tensor tensor, Red
 
 void NcclCommunicator::Broadcast(torch::Tensor tensor, int root) {
   State& s = *state_;
-  s.CheckDevice(tensor, "broadcast");
   if (root < 0 || root >= s.size) {
     throw Error("NCCL broadcast: root " + std::to_string(root) + " is not a rank of " + std::to_string(s.size));
   }
-  torch::Tensor buffer = tensor.is_contiguous() ? tensor : tensor.contiguous();
+  torch::Tensor buffer = s.DeviceBuffer(tensor, "broadcast");
   size_t bytes = static_cast<size_t>(buffer.numel()) * buffer.element_size();
   auto done = s.Enqueue("broadcast of " + std::to_string(bytes) + " bytes", [&] {
     CheckNccl(ncclBroadcast(buffer.data_ptr(), buffer.data_ptr(), bytes, ncclUint8, root, s.nccl, s.stream),

@@ -36,7 +36,8 @@ class NcclCommunicator final : public Communicator {
   int rank() const override;
   int size() const override;
 
-  // CUDA tensors on this rank's device; float32/64, float16, bfloat16, int8, uint8, int32, int64.
+  // CUDA tensors on this rank's device, or CPU tensors (staged through the device and copied back
+  // on Wait); float32/64, float16, bfloat16, int8, uint8, int32, int64.
   std::unique_ptr<Work> AllReduceAsync(torch::Tensor tensor, ReduceOp op) override;
   void Broadcast(torch::Tensor tensor, int root = 0) override;
   // MPI barrier on the host (CUDA work already queued may still be running).

@@ -40,6 +40,7 @@ std::vector<ConfigField> Fields(TrainConfig& c) {
       {"train.threads", &c.train.threads, false},
       {"train.backend", &c.train.backend, false},
       {"train.device", &c.train.device, false},
+      {"train.precision", &c.train.precision},
       {"train.resume", &c.train.resume, false},
       {"train.fail_at_step", &c.train.fail_at_step, false},
       {"train.fail_rank", &c.train.fail_rank, false},
@@ -184,6 +185,7 @@ void ValidateTrainConfig(const TrainConfig& c) {
   one_of("train.batchnorm", c.train.batchnorm, {"batch", "eval"});
   one_of("train.backend", c.train.backend, {"auto", "mpi", "nccl"});
   one_of("train.device", c.train.device, {"auto", "cpu", "cuda"});
+  one_of("train.precision", c.train.precision, {"auto", "fp32", "bf16", "fp16"});
   if (c.train.warmup_epochs < 0) fail("train.warmup_epochs", "must be >= 0");
   if (c.train.grad_clip < 0) fail("train.grad_clip", "must be >= 0");
   if (!(c.train.bucket_mb > 0)) fail("train.bucket_mb", "must be positive");

@@ -47,6 +47,9 @@ struct TrainConfig {
     int64_t threads = 0;          // intra-op threads per rank; 0: 1 when world > 1, else torch's
     std::string backend = "auto";  // auto | mpi | nccl
     std::string device = "auto";   // auto | cpu | cuda
+    // Autocast dtype of the forward pass: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16.
+    // Weights, optimizer state and the loss stay fp32; channels_last is used on CUDA.
+    std::string precision = "auto";
     bool resume = false;           // continue from output.dir/last.pt
     int64_t fail_at_step = -1;     // testing: rank fail_rank SIGKILLs itself before this global step
     int64_t fail_rank = 1;

@@ -26,6 +26,7 @@
 #include "experiments/metrics.h"
 #include "experiments/submission.h"
 #include "experiments/threshold_rule.h"
+#include "models/autocast.h"
 #include "models/weight_import.h"
 
 namespace angiotrain {
@@ -98,7 +99,8 @@ struct Gathered {
   torch::Tensor logits;  // [n, K] float32 on CPU (rank 0)
 };
 Gathered ForwardShards(EfficientNet& model, VolumeReader& reader, const std::vector<int64_t>& rows,
-                       Communicator& comm, int64_t batch_size, int outputs, torch::Device device) {
+                       Communicator& comm, int64_t batch_size, int outputs, torch::Device device,
+                       std::optional<torch::ScalarType> precision) {
   DistributedSampler sampler(static_cast<int64_t>(rows.size()), comm.size(), comm.rank(), batch_size, 0,
                              {false, DistributedSampler::Tail::kUneven});
   sampler.SetEpoch(0);
@@ -118,6 +120,7 @@ Gathered ForwardShards(EfficientNet& model, VolumeReader& reader, const std::vec
     while (prefetcher.Next(&batch)) {
       auto x = batch.images.to(device);
       if (device.is_cuda()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+      AutocastScope amp(device.type(), precision);
       logits.push_back(model->forward(x).to(torch::kCPU, torch::kFloat));
       local_rows.insert(local_rows.end(), batch.rows.begin(), batch.rows.end());
     }
@@ -417,6 +420,7 @@ TrainSummary Train(const TrainConfig& config) {
   comm->Barrier();  // the output folder exists before anyone writes into it
 
   const auto pos_weight = PosWeight(config, task);
+  const auto precision = ParsePrecision(config.train.precision, context.device);
   TrainSummary summary;
   summary.global_step = start_epoch * steps_per_epoch + start_step;
   auto checkpoint = [&](int64_t epoch, int64_t step) {
@@ -460,7 +464,12 @@ TrainSummary Train(const TrainConfig& config) {
         if (context.device.is_cuda()) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
         auto targets = Targets(batch, task).to(context.device);
         optimizer->zero_grad();
-        auto logits = model->forward(images);
+        torch::Tensor logits;
+        {
+          AutocastScope amp(context.device.type(), precision);
+          logits = model->forward(images);
+        }
+        logits = logits.to(torch::kFloat);
         auto loss = BceWithLogitsLoss(logits, targets, pos_weight.defined() ? pos_weight.to(context.device) : pos_weight);
         if (static_cast<double>(g) == config.train.nan_at_step && rank == config.train.fail_rank)
           loss = loss * std::numeric_limits<float>::quiet_NaN();
@@ -507,7 +516,7 @@ TrainSummary Train(const TrainConfig& config) {
     if (world > 1) AverageBatchNormStatistics(*model, *comm);
     if (!split.validation.empty()) {
       auto gathered = ForwardShards(model, reader, split.validation, *comm, config.train.batch_size,
-                                    TaskOutputs(task), context.device);
+                                    TaskOutputs(task), context.device, precision);
       if (root) {
         auto m = ScoreValidation(gathered, reader, task, config);
         record = m.json;
@@ -575,6 +584,10 @@ int64_t Predict(const PredictOptions& options, MPI_Comm comm_handle) {
   std::string temporary;
   if (std::filesystem::is_directory(options.input)) {
     // A K-ium folder: ingest it at the model's resolution into a volume next to the output.
+#ifndef ANGIOTRAIN_WITH_OPENCV
+    throw Error(options.input + ": is a folder, but this build has no image decoding (OpenCV); "
+                "give a volume file made by angiotrain ingest");
+#endif
     temporary = options.out + ".input.h5";
     IngestOptions ingest;
     ingest.input_dir = options.input;
@@ -582,7 +595,9 @@ int64_t Predict(const PredictOptions& options, MPI_Comm comm_handle) {
     ingest.out_path = temporary;
     ingest.resolution = loaded.resolution;
     ingest.progress = false;
+#ifdef ANGIOTRAIN_WITH_OPENCV
     IngestKiumFolder(ingest, context.comm);
+#endif
     volume = temporary;
   }
   int64_t patients = 0;
@@ -594,7 +609,7 @@ int64_t Predict(const PredictOptions& options, MPI_Comm comm_handle) {
     std::vector<int64_t> rows(reader.rows());
     for (int64_t i = 0; i < reader.rows(); ++i) rows[i] = i;
     auto gathered = ForwardShards(loaded.model, reader, rows, *comm, options.batch_size, TaskOutputs(task),
-                                  torch::kCPU);
+                                  torch::kCPU, std::nullopt);
     if (context.is_root()) {
       std::map<int32_t, PatientPrediction> predictions;
       auto logits = gathered.logits.contiguous();

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${ANGIOTRAIN:-build/launcher/angiotrain}
-OUT=out/quickstart
+OUT=${QUICKSTART_OUT:-out/quickstart}
 RANKS=${RANKS:-2}
 PATIENTS=${PATIENTS:-800}
 TEST_PATIENTS=${TEST_PATIENTS:-200}
@@ -35,7 +35,7 @@ step "ingest at ${RESOLUTION}px on $RANKS ranks"
 step "train on $RANKS ranks (experiments/configs/quickstart.toml)"
 start=$(now)
 "${MPIRUN[@]}" "$BIN" train --config experiments/configs/quickstart.toml \
-  --set data.volume="$OUT/train.h5" --set output.dir="$OUT/run"
+  --set data.volume="$OUT/train.h5" --set output.dir="$OUT/run" ${TRAIN_OPTIONS:-}
 train_seconds=$(( $(now) - start ))
 
 step "predict the test set"

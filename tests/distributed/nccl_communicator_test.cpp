@@ -3,6 +3,7 @@
 // backend is not compiled or no CUDA device is visible, as on the CPU CI machines.
 #include <gtest/gtest.h>
 
+#include "core/error.h"
 #include "distributed/communicator.h"
 #include "distributed/gradient_reducer.h"
 
@@ -56,6 +57,23 @@ TEST(NcclCommunicator, BroadcastAndGatherWorkOnDeviceTensors) {
   EXPECT_TRUE(parts[0].device().is_cpu());
   EXPECT_TRUE(torch::equal(parts[0], torch::tensor({3, 1, 4}, torch::kLong).view({3, 1})));
   comm->Barrier();
+}
+
+TEST(NcclCommunicator, StagesCpuTensorsThroughTheDeviceAndRejectsOtherDevices) {
+  SKIP_WITHOUT_NCCL_AND_GPU();
+  auto comm = NcclOnFirstGpu();
+  // The trainer all-reduces its loss as a CPU double: NCCL takes it through the device.
+  torch::Tensor loss = torch::tensor({0.25, 1.5}, torch::kDouble);
+  comm->AllReduce(loss, ReduceOp::kSum);
+  EXPECT_TRUE(loss.device().is_cpu());
+  EXPECT_TRUE(torch::equal(loss, torch::tensor({0.25, 1.5}, torch::kDouble)));
+  torch::Tensor ids = torch::tensor({7, 8}, torch::kLong);
+  comm->Broadcast(ids, 0);
+  EXPECT_TRUE(torch::equal(ids, torch::tensor({7, 8}, torch::kLong)));
+  if (torch::cuda::device_count() > 1) {
+    torch::Tensor other = torch::ones({2}, torch::TensorOptions().device(torch::kCUDA, 1));
+    EXPECT_THROW(comm->AllReduce(other), Error);
+  }
 }
 
 TEST(NcclCommunicator, ReducerOnCudaLeavesOneRanksGradientsUnchanged) {
