@@ -90,11 +90,12 @@ run_tests() {  # exe filter log
   "$BUILD/tests/$1" --gtest_filter="$2" >"$OUT/$3" 2>&1
   local s=$?
   local passed skipped failed
-  passed=$(grep -c '^\[       OK \]' "$OUT/$3")
-  skipped=$(grep -c '^\[  SKIPPED \]' "$OUT/$3")
-  failed=$(grep -c '^\[  FAILED  \] [A-Za-z]' "$OUT/$3")
-  grep -E '^\[  (FAILED|SKIPPED) ' "$OUT/$3" | sort -u | head -20
-  note "$1 ($2): $passed passed, $skipped skipped, $(( failed / 2 )) failed, exit $s"
+  # Each name once: gtest repeats skipped and failed tests in its closing list.
+  passed=$(grep '^\[       OK \]' "$OUT/$3" | awk '{print $4}' | sort -u | wc -l)
+  skipped=$(grep '^\[  SKIPPED \] [A-Za-z]' "$OUT/$3" | awk '{print $4}' | sort -u | wc -l)
+  failed=$(grep '^\[  FAILED  \] [A-Za-z]' "$OUT/$3" | awk '{print $4}' | sort -u | wc -l)
+  grep -E '^\[  (FAILED|SKIPPED) \] [A-Za-z]' "$OUT/$3" | sort -u | head -20
+  note "$1 ($2): $passed passed, $skipped skipped, $failed failed, exit $s"
 }
 run_tests angiotrain_models_tests 'CudaTrainingStep.*:AutocastScope.*:ParsePrecision.*' models_tests.log
 run_tests angiotrain_distributed_tests 'NcclCommunicator.*:ProcessContext.*:MakeCommunicator.*' distributed_tests.log
