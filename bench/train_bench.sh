@@ -10,7 +10,7 @@ WORK=$(mktemp -d /tmp/angiotrain-train-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 MPIRUN=(mpirun --oversubscribe)
 [ "$(id -u)" = 0 ] && MPIRUN+=(--allow-run-as-root)
-PATIENTS=${PATIENTS:-192}  # 24 steps on 1 rank x 8; 12 steps per rank on 2 ranks x 8
+PATIENTS=${PATIENTS:-384}  # 48 steps on 1 rank x 8; 24 steps per rank on 2 ranks x 8 (the peer too)
 
 "$BIN" synth --out "$WORK/data" --patients "$PATIENTS" --seed 3 --resolution 256 --quiet
 "$BIN" ingest --input "$WORK/data/train_set" --labels "$WORK/data/train_set/train.csv" --out "$WORK/train.h5" \
@@ -39,16 +39,30 @@ run() {  # ranks
   reduce=$(/usr/bin/python3 -c "import json;print('%.1f'%(100*json.loads(open('$WORK/run$1/metrics.jsonl').readlines()[-1])['allreduce_wait_share']))")
   echo "$rate $data $reduce"
 }
-read -r r1 d1 a1 <<< "$(run 1)"
-read -r r2 d2 a2 <<< "$(run 2)"
-peer=$(/usr/bin/python3 bench/train_bench_peer.py --ranks 2 --batch 8 --resolution 128 --steps 12 --warmup 2 |
-       sed -n 's/.*: \([0-9.]*\) samples\/s.*/\1/p')
-/usr/bin/python3 - "$r1" "$r2" "$d1" "$a1" "$d2" "$a2" "$peer" <<'PY'
-import sys
-r1, r2, d1, a1, d2, a2, peer = map(float, sys.argv[1:])
+ROUNDS=${ROUNDS:-5}
+# The machines are noisy (shared vCPUs): the three runs alternate, ROUNDS times, and the figures
+# are medians over rounds, with each round's ratios listed.
+: > "$WORK/rounds"
+for round in $(seq "$ROUNDS"); do
+  read -r r1 d1 a1 <<< "$(run 1)"
+  read -r r2 d2 a2 <<< "$(run 2)"
+  peer=$(/usr/bin/python3 bench/train_bench_peer.py --ranks 2 --batch 8 --resolution 128 --steps $((PATIENTS / 16)) --warmup 2 |
+         sed -n 's/.*: \([0-9.]*\) samples\/s.*/\1/p')
+  echo "$r1 $r2 $d1 $a1 $d2 $a2 $peer" | tee -a "$WORK/rounds" >&2
+done
+/usr/bin/python3 - "$WORK/rounds" <<'PY'
+import statistics, sys
+rows = [list(map(float, line.split())) for line in open(sys.argv[1]) if line.strip()]
+med = lambda i: statistics.median(r[i] for r in rows)
 print("machine: 2-core Debian 12 CPU; EfficientNet-B0 8ch 128x128, batch 8 per rank, 1 thread per rank")
-print(f"angiotrain 1 rank : {r1:6.2f} samples/s  (data wait {d1:.1f}%, all-reduce wait {a1:.1f}% of step time)")
-print(f"angiotrain 2 ranks: {r2:6.2f} samples/s  (data wait {d2:.1f}%, all-reduce wait {a2:.1f}% of step time)")
-print(f"weak-scaling efficiency samples/s(2) / (2 x samples/s(1)) = {r2 / (2 * r1):.2f}")
-print(f"PyTorch DDP gloo 2 ranks: {peer:6.2f} samples/s; angiotrain / DDP = {r2 / peer:.2f}")
+print(f"rounds: {len(rows)} (median of each figure over rounds)")
+for k, r in enumerate(rows, 1):
+    print(f"  round {k}: 1 rank {r[0]:6.2f}, 2 ranks {r[1]:6.2f}, DDP {r[6]:6.2f} samples/s;"
+          f" efficiency {r[1] / (2 * r[0]):.2f}, angiotrain/DDP {r[1] / r[6]:.2f}")
+print(f"angiotrain 1 rank : {med(0):6.2f} samples/s  (data wait {med(2):.1f}%, all-reduce wait {med(3):.1f}% of step time)")
+print(f"angiotrain 2 ranks: {med(1):6.2f} samples/s  (data wait {med(4):.1f}%, all-reduce wait {med(5):.1f}% of step time)")
+print(f"weak-scaling efficiency, median over rounds of samples/s(2) / (2 x samples/s(1)) = "
+      f"{statistics.median(r[1] / (2 * r[0]) for r in rows):.2f}")
+print(f"PyTorch DDP gloo 2 ranks: {med(6):6.2f} samples/s; angiotrain / DDP, median over rounds = "
+      f"{statistics.median(r[1] / r[6] for r in rows):.2f}")
 PY

@@ -5,10 +5,12 @@
 #include <cstdio>
 #include <exception>
 
+#include "core/allocator.h"
 #include "core/error.h"
 #include "launcher/commands.h"
 
 int main(int argc, char** argv) {
+  angiotrain::TuneAllocatorForTensors();  // before any tensor exists (core/allocator.h)
   // THREAD_MULTIPLE: the volume reader prefetches on a background thread (MPI-IO) while the
   // trainer's thread runs collectives.
   int provided = 0;
