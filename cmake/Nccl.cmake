@@ -7,7 +7,9 @@ if(NOT ANGIOTRAIN_WITH_NCCL STREQUAL "OFF")
   find_path(NCCL_INCLUDE_DIR nccl.h
     HINTS ${NCCL_ROOT} $ENV{NCCL_ROOT} ${CUDAToolkit_INCLUDE_DIRS}
     PATH_SUFFIXES include)
-  find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2
+  # NAMES_PER_DIR: a libnccl.so.2 in NCCL_ROOT (pip packages ship no libnccl.so) wins over a
+  # system libnccl.so whose version may not match the header found there.
+  find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 NAMES_PER_DIR
     HINTS ${NCCL_ROOT} $ENV{NCCL_ROOT} ${CUDAToolkit_LIBRARY_DIR}
     PATH_SUFFIXES lib lib64 lib/x86_64-linux-gnu)
   if(CUDAToolkit_FOUND AND NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
