@@ -143,6 +143,25 @@ TEST(TrainConfig, ValidationNamesTheKey) {
   }
 }
 
+TEST(TrainConfig, PrecisionIsCheckedAndTakesPartInTheHash) {
+  TrainConfig c;
+  c.data.volume = "v.h5";
+  TrainConfig bf16 = c;
+  ApplyOverride(bf16, "train.precision=bf16");
+  EXPECT_EQ(bf16.train.precision, "bf16");
+  ValidateTrainConfig(bf16);
+  EXPECT_NE(ConfigHash(bf16), ConfigHash(c));  // a resume may not switch precision
+  ApplyOverride(c, "train.precision=half");
+  try {
+    ValidateTrainConfig(c);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train.precision"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'half' is not one of auto, fp32, bf16, fp16"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(StratifiedSplit, HoldsOutTheFractionOfEachClassDeterministically) {
   std::vector<uint8_t> labels;
   for (int i = 0; i < 100; ++i) labels.push_back(i < 40 ? 1 : 0);
