@@ -7,15 +7,9 @@
 #include <cstdint>
 #include <random>
 
-namespace angiotrain {
+#include "core/random.h"  // MixSeed
 
-// SplitMix64's finaliser: turns structured seeds (seed, index, stream) into unrelated ones.
-inline uint64_t MixSeed(uint64_t a, uint64_t b) {
-  uint64_t z = a + 0x9E3779B97F4A7C15ull * (b + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+namespace angiotrain {
 
 class PhantomRandom {
  public:

@@ -6,37 +6,9 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/random.h"
 
 namespace angiotrain {
-namespace {
-
-// SplitMix64's output function: a bijective mix of 64 bits.
-uint64_t Mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and fully specified, so the same seed gives
-// the same numbers everywhere.
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t state) : state_(state) {}
-  uint64_t Next() { return Mix64(state_ += 0x9E3779B97F4A7C15ULL); }
-  // Uniform in [0, bound), bound > 0, without modulo bias: reject the lowest 2^64 mod bound values.
-  uint64_t Below(uint64_t bound) {
-    uint64_t threshold = (0 - bound) % bound;
-    while (true) {
-      uint64_t r = Next();
-      if (r >= threshold) return r % bound;
-    }
-  }
-
- private:
-  uint64_t state_;
-};
-
-}  // namespace
 
 std::vector<int64_t> SeededPermutation(int64_t n, uint64_t seed, uint64_t stream) {
   std::vector<int64_t> order(static_cast<size_t>(n));
