@@ -4,7 +4,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "datasets/phantom.h"
+#include "datasets/phantom/phantom.h"
 #include "launcher/commands.h"
 
 namespace angiotrain {
@@ -17,7 +17,7 @@ void AddSynthCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "synth", "Write a phantom dataset in the K-ium 2023 layout: synthetic DSA views with known aneurysms, "
                "train_set/ (images, train.csv), test_set/ (images, test.csv, groundtruth.csv), annotations.json "
-               "(see datasets/PHANTOM.md)");
+               "(see datasets/phantom/PHANTOM.md)");
   cmd->add_option("--out", *out, "Output folder (created if missing)")->required();
   cmd->add_option("--patients", o->patients, "Patients in train_set")->required();
   cmd->add_option("--seed", o->seed, "Random seed: same seed and options, same files")->required();

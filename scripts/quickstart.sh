@@ -20,7 +20,7 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 step() { printf '\n== %s\n' "$*"; }
 now() { date +%s; }
 
-# The phantom with larger, brighter sacs and no fusiform distractors (see datasets/PHANTOM.md):
+# The phantom with larger, brighter sacs and no fusiform distractors (see datasets/phantom/PHANTOM.md):
 # at 128 px the default sacs are 1-2 pixels wide, too small for a small model trained for a few
 # minutes on a CPU. SYNTH_OPTIONS="" gives the default phantom.
 SYNTH_OPTIONS=${SYNTH_OPTIONS---aneurysm-size 3,5 --contrast 2 --distractors 0}

@@ -14,7 +14,7 @@
 
 #include "core/atomic_file.h"
 #include "datasets/label_table.h"
-#include "datasets/phantom.h"
+#include "datasets/phantom/phantom.h"
 #include "tests/support/test_support.h"
 
 namespace angiotrain::testing {

@@ -11,8 +11,9 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "datasets/phantom.h"
-#include "datasets/phantom_random.h"
+#include "core/random.h"
+#include "datasets/phantom/phantom.h"
+#include "datasets/phantom/phantom_random.h"
 
 namespace angiotrain {
 namespace {

@@ -13,8 +13,8 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "datasets/phantom.h"
-#include "datasets/phantom_random.h"
+#include "core/random.h"
+#include "datasets/phantom/phantom.h"
 
 namespace angiotrain {
 namespace {

@@ -10,7 +10,7 @@
 // a light subtracted background with blur, low-frequency residue and noise. Per-view nuisance
 // (background level, contrast concentration, noise, residue) and the random tree size dwarf
 // what an aneurysm adds to global image statistics, so only local shape gives the label away.
-// See datasets/PHANTOM.md for the anatomy, the options and the annotation file.
+// See datasets/phantom/PHANTOM.md for the anatomy, the options and the annotation file.
 #pragma once
 
 #include <array>

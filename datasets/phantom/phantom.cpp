@@ -1,6 +1,6 @@
 // Writing a phantom dataset in the K-ium 2023 layout (images, label CSVs, annotations), over
 // worker threads, reproducibly for any thread count. See phantom.h.
-#include "datasets/phantom.h"
+#include "datasets/phantom/phantom.h"
 
 #include <unistd.h>
 

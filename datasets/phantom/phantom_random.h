@@ -7,8 +7,6 @@
 #include <cstdint>
 #include <random>
 
-#include "core/random.h"  // MixSeed
-
 namespace angiotrain {
 
 class PhantomRandom {
