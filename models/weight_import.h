@@ -1,26 +1,13 @@
-// Pretrained initialisation from torchvision: reading a state_dict written by Python's
-// torch.save, and copying it into an EfficientNet with any input channel count and task head.
+// Pretrained initialisation from torchvision: copying a torchvision EfficientNet state_dict
+// (read by models/torch_save_reader.h) into an EfficientNet with any input channel count and
+// task head.
 #pragma once
 
-#include <torch/torch.h>
-
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "models/efficientnet.h"
 
 namespace angiotrain {
-
-// Name -> tensor, in the file's order.
-using StateDict = std::vector<std::pair<std::string, torch::Tensor>>;
-
-// Reads a dict of tensors (a state_dict, an OrderedDict or a plain dict) saved with Python's
-// torch.save in the zip format (the default since PyTorch 1.6). LibTorch's torch::pickle_load
-// turns collections.OrderedDict into None, so this has its own reader for the small pickle
-// subset torch.save emits. Throws Error naming the file and the problem (legacy format,
-// unsupported object, truncated data, a value that is not a tensor).
-StateDict ReadTorchStateDict(const std::string& path);
 
 // What ImportTorchvisionWeights did.
 struct ImportReport {

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "models/torch_save_reader.h"
 #include "models/weight_import.h"
 #include "tests/models/torchvision_peer.h"
 #include "tests/support/test_support.h"

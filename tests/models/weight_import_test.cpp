@@ -9,6 +9,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "models/heads.h"
+#include "models/torch_save_reader.h"
 #include "tests/models/torchvision_peer.h"
 #include "tests/support/test_support.h"
 
