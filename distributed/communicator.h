@@ -1,9 +1,10 @@
 // The collectives a data-parallel trainer needs — all-reduce, broadcast, barrier, gather — behind
-// one interface with two backends: MPI for CPU tensors, NCCL for CUDA tensors.
+// one interface with two backends: MPI for CPU tensors, NCCL for CUDA tensors
+// (mpi_communicator.h, nccl_communicator.h; communicator_factory.h chooses one).
 //
 // Usage (trainer):
 //   auto context = ProcessContext::Create();                    // after MPI_Init_thread
-//   auto comm = MakeCommunicator(context, {ParseBackend(flag)});
+//   auto comm = MakeCommunicator(context, {ParseBackend(flag)});  // communicator_factory.h
 //   BroadcastModuleState(*model, *comm);                        // gradient_reducer.h
 //   GradientReducer reducer(model->parameters(), *comm);
 //   ... loss.backward(); reducer.Finish(); optimizer.step();
@@ -18,12 +19,9 @@
 
 #include <torch/torch.h>
 
-#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include "distributed/process_context.h"
 
 namespace angiotrain {
 
@@ -81,26 +79,5 @@ class Communicator {
   // As Gather, with the result on every rank.
   virtual std::vector<torch::Tensor> AllGather(const torch::Tensor& tensor) = 0;
 };
-
-enum class Backend { kAuto, kMpi, kNccl };
-
-// Parses "auto", "mpi" or "nccl" (the trainer's --backend); throws Error naming the value.
-Backend ParseBackend(const std::string& text);
-std::string BackendName(Backend backend);
-// True when this build contains the NCCL backend (CUDA toolkit and nccl.h found by CMake).
-bool NcclBackendCompiled();
-
-struct CommunicatorOptions {
-  // kAuto: NCCL when the context's device is CUDA and the NCCL backend is compiled, else MPI.
-  Backend backend = Backend::kAuto;
-  // A collective that has not completed after this long aborts the job (collective_watchdog.h).
-  // Zero disables the watchdog. The trainer sets it well above the slowest step.
-  std::chrono::milliseconds timeout = std::chrono::minutes(10);
-};
-
-// Makes the communicator for `context` (its comm and device). Throws Error for kNccl when the
-// backend is not compiled or the device is not CUDA. Collective over context.comm.
-std::unique_ptr<Communicator> MakeCommunicator(const ProcessContext& context,
-                                               const CommunicatorOptions& options = {});
 
 }  // namespace angiotrain

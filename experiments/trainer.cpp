@@ -19,7 +19,7 @@
 #include "datasets/ingest.h"
 #include "datasets/kium_schema.h"
 #include "datasets/volume_file.h"
-#include "distributed/communicator.h"
+#include "distributed/communicator_factory.h"
 #include "distributed/distributed_sampler.h"
 #include "distributed/gradient_reducer.h"
 #include "distributed/process_context.h"

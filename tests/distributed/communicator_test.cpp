@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "distributed/communicator_factory.h"
 #include "distributed/mpi_communicator.h"
 #include "tests/distributed/mpirun_test_support.h"
 

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "distributed/communicator.h"
+#include "distributed/communicator_factory.h"
 #include "distributed/gradient_reducer.h"
 
 namespace angiotrain {

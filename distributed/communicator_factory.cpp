@@ -1,5 +1,5 @@
-// Choosing a Communicator backend (communicator.h).
-#include "distributed/communicator.h"
+// Choosing a Communicator backend and making it (communicator_factory.h).
+#include "distributed/communicator_factory.h"
 
 #include "core/error.h"
 #include "distributed/mpi_communicator.h"
