@@ -15,6 +15,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/fault_injection.h"
 #include "datasets/batch_prefetcher.h"
 #include "datasets/ingest.h"
 #include "datasets/kium_schema.h"
@@ -249,7 +250,13 @@ void SaveCheckpoint(const std::string& path, EfficientNet& model, torch::optim::
   archive.write("model", model_archive);
   archive.write("optimizer", optimizer_archive);
   AtomicOutput out(path);
-  archive.save_to(out.temp_path());
+  const std::string target = out.temp_path();
+  archive.save_to(target);
+  if (InjectedFault("checkpoint-write", 0, global_step)) {
+    // Test-only: the write is cut short half way, by a kill or by an error (a full disk).
+    std::filesystem::resize_file(target, std::filesystem::file_size(target) / 2);
+    MaybeInjectFault("checkpoint-write", 0, global_step);
+  }
   out.Commit();
 }
 
@@ -419,6 +426,11 @@ TrainSummary Train(const TrainConfig& config) {
   }
   comm->Barrier();  // the output folder exists before anyone writes into it
 
+  // Test-only: ANGIOTRAIN_TRACE_BATCHES=PREFIX writes the volume rows of every training batch of
+  // this rank to PREFIX.rankR ("epoch global_step row row ..." per step).
+  std::unique_ptr<std::ofstream> trace;
+  if (const char* prefix = std::getenv("ANGIOTRAIN_TRACE_BATCHES"))
+    trace = std::make_unique<std::ofstream>(std::string(prefix) + ".rank" + std::to_string(rank), std::ios::app);
   const auto pos_weight = PosWeight(config, task);
   const auto precision = ParsePrecision(config.train.precision, context.device);
   TrainSummary summary;
@@ -459,6 +471,11 @@ TrainSummary Train(const TrainConfig& config) {
         }
         const auto t0 = Clock::now();
         if (!prefetcher.Next(&batch)) throw Error("trainer: the prefetcher ran out of batches");
+        if (trace) {
+          *trace << epoch + 1 << " " << g;
+          for (auto r : batch.rows) *trace << " " << r;
+          *trace << "\n" << std::flush;
+        }
         torch::manual_seed(StepSeed(config.train.seed, g, rank));
         auto images = batch.images.to(context.device);
         if (context.device.is_cuda()) images = images.contiguous(torch::MemoryFormat::ChannelsLast);

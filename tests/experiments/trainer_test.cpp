@@ -5,7 +5,12 @@
 #include <mpi.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
+#include <cmath>
+#include <map>
+#include <set>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -293,17 +298,175 @@ TEST(TrainCommand, ResumeWithADifferentConfigNamesBothHashes) {
   ExpectSucceeded(RunAngiotrain({"train", "--config", config, "--set", "train.epochs=1"}));
   auto r = RunAngiotrain({"train", "--config", config, "--set", "train.epochs=1", "--set", "train.lr=0.5", "--resume"});
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.output.find("config hash"), std::string::npos) << r.output;
+  TrainConfig original = LoadTrainConfig(config);
+  ApplyOverride(original, "train.epochs=1");
+  TrainConfig changed = original;
+  ApplyOverride(changed, "train.lr=0.5");
+  ASSERT_NE(ConfigHash(original), ConfigHash(changed));
+  EXPECT_NE(r.output.find("config hash " + ConfigHash(original)), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(ConfigHash(changed)), std::string::npos) << r.output;
 }
 
+// The NaN guard with checkpoints on: the stop comes before the optimizer step, so the last
+// checkpoint (the end of epoch 1, global step 2) holds exactly the weights of a run that ends
+// there, and no later checkpoint is written.
 TEST(TrainCommand, NonFiniteLossStopsEveryRankWithAClearMessage) {
   ScratchDir dir;
   auto volume = WriteVolume(dir / "v.h5", 16);
   auto config = WriteConfig(dir, volume, "");
-  auto r = RunAngiotrain({"train", "--config", config, "--set", "train.nan_at_step=2"}, 2, 120);
+  // 12 training rows, 2 ranks x 3: 2 steps per epoch; a checkpoint after every step.
+  const std::vector<std::string> common = {"train", "--config", config, "--set", "train.batch_size=3", "--set",
+                                           "output.checkpoint_every_steps=1"};
+  auto with = [&](std::vector<std::string> extra) {
+    auto a = common;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  auto r = RunAngiotrain(with({"--set", "train.nan_at_step=2", "--set", "output.dir=" + (dir / "nan")}), 2, 120);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("non-finite training loss"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("global step 2"), std::string::npos) << r.output;
+  ExpectSucceeded(
+      RunAngiotrain(with({"--set", "train.epochs=1", "--set", "output.dir=" + (dir / "clean")}), 2, 120));
+
+  auto stopped = LoadCheckpoint(dir / "nan/last.pt");
+  auto clean = LoadCheckpoint(dir / "clean/last.pt");
+  EXPECT_EQ(stopped.global_step, 2);
+  EXPECT_EQ(stopped.epoch, 1);
+  EXPECT_EQ(stopped.step, 0);
+  auto a = State(stopped), b = State(clean);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].first, b[i].first);
+    if (a[i].second.is_floating_point()) EXPECT_TRUE(torch::isfinite(a[i].second).all().item<bool>()) << a[i].first;
+    EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  }
+}
+
+// A checkpoint write cut short half way, by a kill of the writing rank or by a failing write
+// (a full disk), leaves the previous last.pt loadable at its old step.
+TEST(TrainCommand, InterruptedCheckpointWriteKeepsThePreviousCheckpoint) {
+  ScratchDir dir;
+  auto volume = WriteVolume(dir / "v.h5", 16);
+  auto config = WriteConfig(dir, volume, "");
+  // 12 training rows, 1 rank x 2: 6 steps per epoch; checkpoints at global steps 2, 4, 6.
+  for (const std::string action : {"kill", "error"}) {
+    SCOPED_TRACE(action);
+    const std::string out = dir / ("run-" + action);
+    auto r = RunAngiotrain({"train", "--config", config, "--set", "output.checkpoint_every_steps=2", "--set",
+                            "output.dir=" + out},
+                           0, 120,
+                           {"ANGIOTRAIN_FAULT=point=checkpoint-write,rank=0,step=4,action=" + action});
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("checkpoint-write"), std::string::npos) << r.output;
+    auto kept = LoadCheckpoint(out + "/last.pt");
+    EXPECT_EQ(kept.global_step, 2);
+    EXPECT_EQ(kept.epoch, 0);
+    EXPECT_EQ(kept.step, 2);
+  }
+}
+
+// Which rows each rank trained on, from ANGIOTRAIN_TRACE_BATCHES files: epoch -> rows.
+std::map<int, std::vector<int64_t>> TracedRows(const std::string& prefix, int ranks) {
+  std::map<int, std::vector<int64_t>> rows;
+  for (int r = 0; r < ranks; ++r) {
+    std::ifstream in(prefix + ".rank" + std::to_string(r));
+    EXPECT_TRUE(in.good()) << prefix << ".rank" << r;
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream fields(line);
+      int epoch = 0;
+      int64_t step = 0, row = 0;
+      fields >> epoch >> step;
+      while (fields >> row) rows[epoch].push_back(row);
+    }
+  }
+  return rows;
+}
+
+// No validation row ever reaches a training batch (1 and 2 ranks); validation_predictions.csv
+// holds exactly the validation patients, a stratified quarter of each class; metrics.jsonl has
+// one line per epoch with its documented fields, and its validation loss is the one of the
+// probabilities in validation_predictions.csv.
+TEST(TrainCommand, ValidationRowsStayOutOfTrainingAndOutputsDescribeThem) {
+  ScratchDir dir;
+  const int patients = 24;
+  auto volume = WriteVolume(dir / "v.h5", patients);
+  auto config = WriteConfig(dir, volume, "");
+  for (int ranks : {1, 2}) {
+    SCOPED_TRACE(std::to_string(ranks) + " rank(s)");
+    const std::string out = dir / ("run" + std::to_string(ranks));
+    const std::string trace = dir / ("trace" + std::to_string(ranks));
+    ExpectSucceeded(RunAngiotrain({"train", "--config", config, "--set", "output.dir=" + out}, ranks, 120,
+                                  {"ANGIOTRAIN_TRACE_BATCHES=" + trace}));
+
+    // The validation patients, as the run reports them.
+    CsvTable predictions = ReadCsv(out + "/validation_predictions.csv");
+    std::set<int32_t> validation;
+    int positives = 0;
+    for (const auto& row : predictions.rows) {
+      const int32_t index = std::stoi(row[predictions.Column("Index")]);
+      EXPECT_TRUE(validation.insert(index).second) << "Index " << index << " twice";
+      positives += (index - 1000) % 2;  // WriteVolume: odd rows are positive
+    }
+    EXPECT_EQ(validation.size(), 6u);  // a quarter of 12 negatives and 12 positives
+    EXPECT_EQ(positives, 3);
+
+    // Every epoch trains on 18 rows less the dropped tails, none of them a validation patient.
+    auto trained = TracedRows(trace, ranks);
+    ASSERT_EQ(trained.size(), 2u);
+    for (const auto& [epoch, rows] : trained) {
+      EXPECT_EQ(rows.size(), ranks == 1 ? 18u : 16u) << "epoch " << epoch;
+      std::set<int64_t> distinct(rows.begin(), rows.end());
+      EXPECT_EQ(distinct.size(), rows.size()) << "epoch " << epoch;
+      for (int64_t row : rows) {
+        ASSERT_GE(row, 0);
+        ASSERT_LT(row, patients);
+        EXPECT_EQ(validation.count(1000 + static_cast<int32_t>(row)), 0u) << "validation row " << row << " trained";
+      }
+    }
+
+    // metrics.jsonl: one line per epoch, in order, with the documented fields.
+    std::ifstream in(out + "/metrics.jsonl");
+    std::vector<nlohmann::json> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+    ASSERT_EQ(lines.size(), 2u);
+    const int64_t steps_per_epoch = ranks == 1 ? 9 : 4;
+    for (size_t e = 0; e < lines.size(); ++e) {
+      const auto& m = lines[e];
+      for (const char* field : {"epoch", "global_step", "lr", "train_loss", "train_seconds", "samples_per_second",
+                                "data_wait_share", "allreduce_wait_share", "val_loss", "aneurysm_accuracy",
+                                "aneurysm_auroc", "location_accuracy", "no_location_accuracy",
+                                "location_macro_auroc", "per_location"})
+        EXPECT_TRUE(m.contains(field)) << "epoch " << e + 1 << " lacks " << field;
+      EXPECT_EQ(m.value("epoch", 0), static_cast<int>(e + 1));
+      EXPECT_EQ(m.value("global_step", int64_t{0}), steps_per_epoch * static_cast<int64_t>(e + 1));
+      EXPECT_DOUBLE_EQ(m.value("lr", 0.0), 1e-3);
+      EXPECT_EQ(m["per_location"].size(), static_cast<size_t>(kNumLocations));
+    }
+    // The last line's validation figures are those of the written probabilities (6 digits).
+    VolumeReader reader(volume, MPI_COMM_SELF);
+    double bce = 0;
+    for (const auto& row : predictions.rows) {
+      const int64_t volume_row = std::stoi(row[predictions.Column("Index")]) - 1000;
+      auto term = [&](const std::string& column, int truth) {
+        const double p = std::stod(row[predictions.Column(column)]);
+        bce -= truth ? std::log(p) : std::log1p(-p);
+      };
+      term("Aneurysm", reader.aneurysm()[volume_row]);
+      for (int k = 0; k < kNumLocations; ++k)
+        term(LocationNames()[k], reader.locations()[volume_row * kNumLocations + k]);
+    }
+    bce /= 6.0 * (1 + kNumLocations);
+    EXPECT_NEAR(lines.back().value("val_loss", -1.0), bce, 1e-3);
+    const double aneurysm_accuracy = lines.back().value("aneurysm_accuracy", -1.0);
+    int correct = 0;
+    for (const auto& row : predictions.rows) {
+      const int32_t index = std::stoi(row[predictions.Column("Index")]);
+      const double p = std::stod(row[predictions.Column("Aneurysm")]);
+      correct += (p > 0.5) == ((index - 1000) % 2 == 1);
+    }
+    EXPECT_DOUBLE_EQ(aneurysm_accuracy, correct / 6.0);
+  }
 }
 
 TEST(PredictCommand, WritesTheTemplateRowsInOrderWithProbabilities) {
@@ -334,6 +497,63 @@ TEST(PredictCommand, WritesTheTemplateRowsInOrderWithProbabilities) {
   auto probabilities = ReadProbabilities(ProbabilitiesPathFor(dir / "output.csv"));
   EXPECT_EQ(probabilities.size(), 3u);
 }
+
+// predict's probabilities for each patient are the checkpoint's model applied to that patient's
+// row of the volume, on 1 and 2 ranks (whose shards are gathered in a different order).
+TEST(PredictCommand, ProbabilitiesAreTheCheckpointModelAppliedToEachPatientsRow) {
+  ScratchDir dir;
+  const int patients = 11;
+  auto volume = WriteVolume(dir / "v.h5", patients);
+  auto config = WriteConfig(dir, volume, "");
+  ExpectSucceeded(RunAngiotrain({"train", "--config", config, "--set", "train.epochs=1"}));
+
+  // The expected probabilities, computed here from the checkpoint and the volume.
+  auto loaded = LoadCheckpoint(dir / "run/last.pt");
+  VolumeReader reader(volume, MPI_COMM_SELF);
+  std::vector<int64_t> rows(patients);
+  for (int i = 0; i < patients; ++i) rows[i] = i;
+  std::vector<uint8_t> raw;
+  reader.ReadImages(rows, &raw);
+  auto images = torch::from_blob(raw.data(), {patients, kNumViews, kResolution, kResolution}, torch::kUInt8)
+                    .to(torch::kFloat32)
+                    .div_(255.0);
+  torch::Tensor expected;
+  {
+    torch::NoGradGuard no_grad;
+    expected = torch::sigmoid(loaded.model->forward(images).to(torch::kDouble));  // [n, 22]
+  }
+
+  std::string header = "Index,Aneurysm";
+  for (const auto& n : LocationNames()) header += "," + n;
+  std::string text = header + "\n";
+  for (int p : {7, 0, 10, 3, 4, 1, 9, 2, 8, 5, 6}) {
+    text += std::to_string(1000 + p) + ",0";
+    for (int k = 0; k < kNumLocations; ++k) text += ",0";
+    text += "\n";
+  }
+  std::ofstream(dir / "test.csv") << text;
+  for (int ranks : {1, 2}) {
+    SCOPED_TRACE(std::to_string(ranks) + " rank(s)");
+    const std::string out = dir / ("output" + std::to_string(ranks) + ".csv");
+    ExpectSucceeded(RunAngiotrain({"predict", "--checkpoint", dir / "run/last.pt", "--input", volume, "--template",
+                                   dir / "test.csv", "--out", out},
+                                  ranks));
+    auto submission = ReadSubmission(out);
+    auto probabilities = ReadProbabilities(ProbabilitiesPathFor(out));
+    ASSERT_EQ(submission.size(), static_cast<size_t>(patients));
+    ASSERT_EQ(probabilities.size(), static_cast<size_t>(patients));
+    for (int i = 0; i < patients; ++i) {
+      const int64_t row = probabilities[i].index - 1000;
+      ASSERT_EQ(submission[i].index, probabilities[i].index);
+      EXPECT_NEAR(submission[i].aneurysm, expected[row][0].item<double>(), 1e-5) << "Index " << submission[i].index;
+      EXPECT_NEAR(probabilities[i].prediction.aneurysm, expected[row][0].item<double>(), 1e-5);
+      for (int k = 0; k < kNumLocations; ++k)
+        EXPECT_NEAR(probabilities[i].prediction.locations[k], expected[row][1 + k].item<double>(), 1e-5)
+            << "Index " << submission[i].index << " " << LocationNames()[k];
+    }
+  }
+}
+
 
 }  // namespace
 }  // namespace angiotrain

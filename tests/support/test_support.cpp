@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -40,7 +41,17 @@ ScratchDir::~ScratchDir() {
   fs::remove_all(path_, ec);
 }
 
-CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_s) {
+CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_s, const std::vector<std::string>& extra_env) {
+  std::vector<std::string> environment = SavedEnvironment();
+  if (environment.empty())
+    for (char** e = environ; *e; ++e) environment.push_back(*e);
+  for (const auto& entry : extra_env) {
+    const std::string name = entry.substr(0, entry.find('=') + 1);
+    environment.erase(std::remove_if(environment.begin(), environment.end(),
+                                     [&](const std::string& e) { return e.rfind(name, 0) == 0; }),
+                      environment.end());
+    environment.push_back(entry);
+  }
   int pipefd[2];
   if (pipe(pipefd) != 0) throw std::runtime_error("pipe failed");
   pid_t pid = fork();
@@ -54,9 +65,9 @@ CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_s) {
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     std::vector<char*> env;
-    for (auto& e : SavedEnvironment()) env.push_back(const_cast<char*>(e.c_str()));
+    for (auto& e : environment) env.push_back(const_cast<char*>(e.c_str()));
     env.push_back(nullptr);
-    execvpe(args[0], args.data(), SavedEnvironment().empty() ? environ : env.data());
+    execvpe(args[0], args.data(), env.data());
     _exit(127);
   }
   close(pipefd[1]);
@@ -96,12 +107,19 @@ std::vector<std::string> MpirunPrefix(int ranks) {
           "--mca", "oob_tcp_if_include", "lo"};
 }
 
-CommandResult RunAngiotrain(const std::vector<std::string>& args, int ranks, int timeout_s) {
+CommandResult RunAngiotrain(const std::vector<std::string>& args, int ranks, int timeout_s,
+                            const std::vector<std::string>& env) {
   std::vector<std::string> argv;
-  if (ranks > 0) argv = MpirunPrefix(ranks);
+  if (ranks > 0) {
+    argv = MpirunPrefix(ranks);
+    for (const auto& entry : env) {
+      argv.push_back("-x");
+      argv.push_back(entry.substr(0, entry.find('=')));
+    }
+  }
   argv.push_back(ANGIOTRAIN_BIN);
   argv.insert(argv.end(), args.begin(), args.end());
-  return RunCommand(argv, timeout_s);
+  return RunCommand(argv, timeout_s, env);
 }
 
 bool FileExists(const std::string& path) { return fs::exists(path); }

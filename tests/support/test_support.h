@@ -28,10 +28,14 @@ struct CommandResult {
 // would make a child mpirun believe it is nested). test_main calls it first thing.
 void SaveEnvironmentBeforeMpi();
 
-// Runs argv (no shell) with the environment saved before MPI_Init, and captures its output.
-CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_s = 600);
-// Runs the angiotrain binary with `args`; with ranks > 0 under mpirun -np ranks.
-CommandResult RunAngiotrain(const std::vector<std::string>& args, int ranks = 0, int timeout_s = 600);
+// Runs argv (no shell) with the environment saved before MPI_Init plus `env` ("NAME=value"
+// entries, which win), and captures its output.
+CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_s = 600,
+                         const std::vector<std::string>& env = {});
+// Runs the angiotrain binary with `args`; with ranks > 0 under mpirun -np ranks (which passes
+// `env` on to every rank).
+CommandResult RunAngiotrain(const std::vector<std::string>& args, int ranks = 0, int timeout_s = 600,
+                            const std::vector<std::string>& env = {});
 // mpirun argv prefix for `ranks` ranks on this machine (oversubscribe, root allowed, loopback).
 std::vector<std::string> MpirunPrefix(int ranks);
 
