@@ -207,8 +207,11 @@ std::string DecodeView(const std::string& path, int resolution, uint8_t* out) {
       }
     }
     if (!eoi) return "truncated JPEG (no end-of-image marker)";
-    // Find the frame size in the SOF header to decode directly at a reduced scale (DCT scaling
-    // is much cheaper than decoding at full size and then shrinking).
+    // Find the frame size in the SOF header to decode directly at 1/d scale (DCT scaling skips
+    // the full inverse DCT). Only when both sides are multiples of d*R: then every output pixel
+    // is the mean of whole d x d blocks, and the result is the area resize of the full-size
+    // decode (within 1 gray level, see README). Otherwise a block straddles a pixel boundary
+    // and is weighted as if uniform, which is off by tens of gray levels at edges.
     for (size_t i = 2; i + 9 < bytes.size();) {
       if (bytes[i] != 0xFF) break;
       uint8_t marker = bytes[i + 1];
@@ -216,10 +219,12 @@ std::string DecodeView(const std::string& path, int resolution, uint8_t* out) {
       if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) {
         int height = (bytes[i + 5] << 8) | bytes[i + 6];
         int width = (bytes[i + 7] << 8) | bytes[i + 8];
-        int side = std::min(width, height);
-        if (side >= 8 * resolution) flag = cv::IMREAD_REDUCED_GRAYSCALE_8;
-        else if (side >= 4 * resolution) flag = cv::IMREAD_REDUCED_GRAYSCALE_4;
-        else if (side >= 2 * resolution) flag = cv::IMREAD_REDUCED_GRAYSCALE_2;
+        auto tiles = [&](int d) {
+          return width > 0 && height > 0 && width % (d * resolution) == 0 && height % (d * resolution) == 0;
+        };
+        if (tiles(8)) flag = cv::IMREAD_REDUCED_GRAYSCALE_8;
+        else if (tiles(4)) flag = cv::IMREAD_REDUCED_GRAYSCALE_4;
+        else if (tiles(2)) flag = cv::IMREAD_REDUCED_GRAYSCALE_2;
         break;
       }
       i += 2 + len;

@@ -2,10 +2,15 @@
 // of bad input named in the issue: one clear message naming the file, non-zero exit, no output.
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
+#include <array>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <random>
 
 #include "core/atomic_file.h"
 #include "datasets/volume_file.h"
@@ -36,6 +41,17 @@ class IngestTest : public ::testing::Test {
     EXPECT_NE(r.output.find(file), std::string::npos) << "message does not name " << file << ":\n" << r.output;
     EXPECT_NE(r.output.find(problem), std::string::npos) << "message does not say '" << problem << "':\n" << r.output;
     EXPECT_FALSE(FileExists(out()));
+    for (const auto& name : ListDir(scratch_.path())) EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
+  }
+
+  // A failed run over an existing output: non-zero exit, the message names the file and the
+  // problem, the old output is byte for byte what it was, and no temporary file is left.
+  void ExpectKeptGoodFile(const CommandResult& r, const std::string& good, const std::string& file,
+                          const std::string& problem) {
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find(file), std::string::npos) << "message does not name " << file << ":\n" << r.output;
+    EXPECT_NE(r.output.find(problem), std::string::npos) << "message does not say '" << problem << "':\n" << r.output;
+    EXPECT_TRUE(ReadFile(out()) == good) << "the existing output was changed";
     for (const auto& name : ListDir(scratch_.path())) EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
   }
 
@@ -79,6 +95,85 @@ TEST_F(IngestTest, ResizesToTheRequestedResolution) {
   std::vector<uint8_t> images;
   v.ReadImages({0}, &images);
   EXPECT_EQ(images.size(), size_t(8 * 16 * 16));
+}
+
+// Views for the pixel check. Gray levels stay within [40, 215]: JPEG ringing is then never
+// clipped at 0 or 255, the one case where the scaled decode and the full-size one differ by
+// more than a level (see README, Ingest).
+cv::Mat SmoothView(cv::Size size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  cv::Mat img(size, CV_8UC1);
+  for (int y = 0; y < size.height; ++y) {
+    for (int x = 0; x < size.width; ++x) {
+      double v = 60 + 80.0 * x / size.width + 40.0 * y / size.height + 15 * std::sin(0.07 * x) * std::cos(0.05 * y);
+      img.at<uint8_t>(y, x) = cv::saturate_cast<uint8_t>(v);
+    }
+  }
+  const int w = size.width, h = size.height;
+  for (int i = 0; i < 6; ++i) {  // vessel-like lines and blobs with sharp edges
+    cv::Point a(rng() % w, rng() % h), b(rng() % w, rng() % h);
+    cv::line(img, a, b, cv::Scalar(40 + rng() % 176), 1 + rng() % 5, cv::LINE_AA);
+    cv::circle(img, cv::Point(rng() % w, rng() % h), 3 + rng() % (w / 8), cv::Scalar(40 + rng() % 176), -1, cv::LINE_AA);
+  }
+  cv::GaussianBlur(img, img, cv::Size(0, 0), 1.0);
+  return img;
+}
+
+cv::Mat NoisyView(cv::Size size, uint32_t seed) {
+  cv::Mat img(size, CV_8UC1);
+  cv::RNG rng(seed);
+  rng.fill(img, cv::RNG::UNIFORM, 40, 216);
+  return img;
+}
+
+// Each view is R x R as OpenCV's area resize of the full-size decode makes it, within one gray
+// level, whichever way ingest decodes it: at 1/2, 1/4 or 1/8 scale (sides multiples of 2R, 4R,
+// 8R) or at full size (other sides, where blocks would straddle the output pixels).
+TEST(IngestPixelsTest, EveryViewIsTheAreaResizeOfTheFullSizeDecodeWithinOneGrayLevel) {
+  constexpr int R = 64;
+  const std::array<cv::Size, kNumViews> sizes = {{
+      {128, 128}, {256, 256}, {512, 512}, {1024, 512},  // 1/2, 1/4, 1/8, 1/8 then 2:1 area
+      {512, 256},                                       // 1/4
+      {600, 600}, {700, 520}, {96, 96},                 // full size: 1/8 and 1/4 would not tile
+  }};
+  ScratchDir scratch;
+  const std::string dir = scratch / "test_set";
+  fs::create_directories(dir);
+  const std::vector<std::string> kinds = {"smooth", "noisy"};  // patients 1000 and 1001
+  for (size_t p = 0; p < kinds.size(); ++p) {
+    for (int v = 0; v < kNumViews; ++v) {
+      const uint32_t seed = static_cast<uint32_t>(10 * p + v + 1);
+      cv::Mat img = p == 0 ? SmoothView(sizes[v], seed) : NoisyView(sizes[v], seed);
+      ASSERT_TRUE(cv::imwrite(dir + "/" + std::to_string(1000 + p) + ViewNames()[v] + ".jpg", img,
+                              {cv::IMWRITE_JPEG_QUALITY, 95}));
+    }
+  }
+
+  CommandResult r = RunAngiotrain({"ingest", "--input", dir, "--out", scratch / "volume.h5", "--resolution",
+                                   std::to_string(R), "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  VolumeReader volume(scratch / "volume.h5", MPI_COMM_NULL);
+  ASSERT_EQ(volume.index(), (std::vector<int32_t>{1000, 1001}));
+  std::vector<uint8_t> images;
+  volume.ReadImages({0, 1}, &images);
+
+  for (size_t p = 0; p < kinds.size(); ++p) {
+    double largest = 0, total = 0;
+    for (int v = 0; v < kNumViews; ++v) {
+      cv::Mat full = cv::imread(dir + "/" + std::to_string(1000 + p) + ViewNames()[v] + ".jpg", cv::IMREAD_GRAYSCALE);
+      cv::Mat expected, difference;
+      cv::resize(full, expected, cv::Size(R, R), 0, 0, cv::INTER_AREA);
+      cv::Mat stored(R, R, CV_8UC1, images.data() + (p * kNumViews + v) * R * R);
+      cv::absdiff(stored, expected, difference);
+      double max_difference = 0;
+      cv::minMaxLoc(difference, nullptr, &max_difference);
+      EXPECT_LE(max_difference, 1) << kinds[p] << " " << sizes[v].width << "x" << sizes[v].height;
+      largest = std::max(largest, max_difference);
+      total += cv::mean(difference)[0];
+    }
+    std::printf("%s views: largest difference %g, mean %.3f gray levels\n", kinds[p].c_str(), largest,
+                total / kNumViews);
+  }
 }
 
 TEST_F(IngestTest, TwoRanksWriteTheSameFileAsOneRank) {
@@ -208,6 +303,13 @@ TEST_F(IngestTest, RejectsLabelOtherThanZeroOrOne) {
   ExpectRejected(Ingest(), fx_.labels + ":3: column Aneurysm: label '2' is not 0 or 1", "is not 0 or 1");
 }
 
+TEST_F(IngestTest, RejectsLocationLabelOtherThanZeroOrOne) {
+  EditCsvLines(fx_.labels, [](int n, const std::string& l) {
+    return n == 4 ? l.substr(0, l.rfind(',')) + ",-1" : l;  // R_PCA, the last column, of patient 1003
+  });
+  ExpectRejected(Ingest(), fx_.labels + ":5: column R_PCA: label '-1' is not 0 or 1", "is not 0 or 1");
+}
+
 TEST_F(IngestTest, RejectsCrlfLineEnds) {
   std::string csv = ReadFile(fx_.labels), crlf;
   for (char c : csv) crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
@@ -244,13 +346,26 @@ TEST_F(IngestTest, BadInputUnderTwoRanksFailsOnceWithoutHanging) {
   EXPECT_EQ(r.output.find("MPI_ABORT"), std::string::npos) << "expected a clean collective exit:\n" << r.output;
 }
 
-TEST_F(IngestTest, FailedRunKeepsTheExistingGoodFile) {
+// The failed runs below fail part way: the output is open and rows of earlier rounds are
+// written when the bad view of the last round is decoded.
+TEST_F(IngestTest, RunFailingPartWayKeepsTheExistingGoodFile) {
   ASSERT_EQ(Ingest().exit_code, 0);
-  std::string good = ReadFile(out());
-  fs::remove(View(1003, "LI-A"));
-  CommandResult r = Ingest();
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_EQ(ReadFile(out()), good);
+  const std::string good = ReadFile(out());
+  WriteText(View(1005, "RV-B"), "not an image");  // 1000-1003 are written in rounds 1 and 2
+  CommandResult r = Ingest({"--patients-per-round", "2"});
+  ExpectKeptGoodFile(r, good, View(1005, "RV-B"), "is not a decodable image");
+}
+
+TEST_F(IngestTest, RunFailingWhileDecodingOnAnotherRankKeepsTheExistingGoodFile) {
+  ASSERT_EQ(Ingest().exit_code, 0);
+  const std::string good = ReadFile(out());
+  // One patient per rank and round: rank 0 takes 1000, 1002, 1004 and rank 1 takes 1001, 1003,
+  // 1005; the corrupt view of 1005 is found by rank 1 in the third round.
+  std::string bytes = ReadFile(View(1005, "LI-A"));
+  for (size_t i = 2; i < 200 && i < bytes.size(); ++i) bytes[i] = static_cast<char>(0x5A);  // wreck the headers
+  WriteText(View(1005, "LI-A"), bytes);
+  CommandResult r = Ingest({"--patients-per-round", "1"}, 2);
+  ExpectKeptGoodFile(r, good, View(1005, "LI-A"), "corrupt JPEG");
 }
 
 TEST_F(IngestTest, SkipBadIngestsTheGoodPatientsAndReportsTheRest) {

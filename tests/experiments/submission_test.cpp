@@ -2,7 +2,10 @@
 #include "experiments/submission.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <csignal>
+#include <filesystem>
 #include <fstream>
 
 #include "core/atomic_file.h"
@@ -142,6 +145,66 @@ TEST(WriteSubmission, ProbabilityOutsideUnitIntervalIsAnErrorAndKeepsTheOldFiles
   bad = good;
   bad[1].aneurysm = std::nan("");
   EXPECT_THROW(WriteSubmission(dir / "test.csv", dir / "output.csv", bad, ThresholdRule::Fixed(0.5)), Error);
+  EXPECT_EQ(ReadFile(dir / "output.csv"), before);
+  EXPECT_EQ(ReadFile(dir / "output.probabilities.csv"), sidecar_before);
+  EXPECT_EQ(testing::ListDir(dir.path()).size(), 3u);  // no temporary left behind
+}
+
+// While alive, this process cannot write past `bytes` in any file: the write fails with EFBIG
+// (SIGXFSZ, which would kill the process, is ignored). The old limit and handler come back at
+// the end of the scope, also when an assertion leaves it.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &saved_);
+    saved_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit limit = saved_;
+    limit.rlim_cur = bytes;
+    if (setrlimit(RLIMIT_FSIZE, &limit) != 0) ADD_FAILURE() << "setrlimit(RLIMIT_FSIZE) failed";
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &saved_);
+    std::signal(SIGXFSZ, saved_handler_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  rlimit saved_{};
+  void (*saved_handler_)(int) = SIG_DFL;
+};
+
+TEST(WriteSubmission, WriteFailingAfterTheSubmissionIsWrittenKeepsBothOldFiles) {
+  ScratchDir dir, elsewhere;
+  WriteText(dir / "test.csv", TemplateText({1, 2, 3}));
+  std::map<int32_t, PatientPrediction> old_predictions = {
+      {1, Prediction(0.2, 0.1)}, {2, Prediction(0.7, 0.1)}, {3, Prediction(0.4, 0.2)}};
+  WriteSubmission(dir / "test.csv", dir / "output.csv", old_predictions, ThresholdRule::Fixed(0.5));
+  const std::string before = ReadFile(dir / "output.csv");
+  const std::string sidecar_before = ReadFile(dir / "output.probabilities.csv");
+
+  // New predictions, and the sizes of the files they make (written in another folder): the
+  // submission is smaller than its sidecar, so a size limit between the two lets the
+  // submission be written in full and fails the sidecar part way.
+  std::map<int32_t, PatientPrediction> new_predictions = {
+      {1, Prediction(0.9, 0.45)}, {2, Prediction(0.05, 0.6)}, {3, Prediction(0.55, 0.3)}};
+  WriteSubmission(dir / "test.csv", elsewhere / "output.csv", new_predictions, ThresholdRule::Fixed(0.5));
+  const auto submission_size = std::filesystem::file_size(elsewhere / "output.csv");
+  const auto sidecar_size = std::filesystem::file_size(elsewhere / "output.probabilities.csv");
+  ASSERT_LT(submission_size + 100, sidecar_size);
+  ASSERT_NE(ReadFile(elsewhere / "output.csv"), before);
+
+  std::string message;
+  {
+    FileSizeLimit limit((submission_size + sidecar_size) / 2);
+    try {
+      WriteSubmission(dir / "test.csv", dir / "output.csv", new_predictions, ThresholdRule::Fixed(0.5));
+    } catch (const Error& e) {
+      message = e.what();
+    }
+  }
+  EXPECT_NE(message.find(dir / "output.probabilities.csv" + ": write failed"), std::string::npos)
+      << "expected the sidecar write to fail, got: '" << message << "'";
   EXPECT_EQ(ReadFile(dir / "output.csv"), before);
   EXPECT_EQ(ReadFile(dir / "output.probabilities.csv"), sidecar_before);
   EXPECT_EQ(testing::ListDir(dir.path()).size(), 3u);  // no temporary left behind
