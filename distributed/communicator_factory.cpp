@@ -9,21 +9,17 @@
 
 namespace angiotrain {
 
-Backend ParseBackend(const std::string& text) {
-  if (text == "auto") return Backend::kAuto;
-  if (text == "mpi") return Backend::kMpi;
-  if (text == "nccl") return Backend::kNccl;
-  throw Error("backend '" + text + "': expected auto, mpi or nccl");
+const ChoiceTable<Backend>& BackendChoices() {
+  static const ChoiceTable<Backend> table = {{"auto", Backend::kAuto}, {"mpi", Backend::kMpi}, {"nccl", Backend::kNccl}};
+  return table;
 }
 
-std::string BackendName(Backend backend) {
-  switch (backend) {
-    case Backend::kAuto: return "auto";
-    case Backend::kMpi: return "mpi";
-    case Backend::kNccl: return "nccl";
-  }
-  return "?";
+Backend ParseBackend(const std::string& text) {
+  if (auto backend = FindChoice(BackendChoices(), text)) return *backend;
+  throw Error("backend " + NotAChoice(text, ChoiceNames(BackendChoices())));
 }
+
+std::string BackendName(Backend backend) { return ChoiceName(BackendChoices(), backend); }
 
 bool NcclBackendCompiled() {
 #if ANGIOTRAIN_HAVE_NCCL

@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+#include "core/choice.h"
+
 #include "distributed/communicator.h"
 #include "distributed/process_context.h"
 
@@ -14,6 +16,8 @@ namespace angiotrain {
 enum class Backend { kAuto, kMpi, kNccl };
 
 // Parses "auto", "mpi" or "nccl" (the trainer's --backend); throws Error naming the value.
+// The names of the backends: "auto", "mpi", "nccl".
+const ChoiceTable<Backend>& BackendChoices();
 Backend ParseBackend(const std::string& text);
 std::string BackendName(Backend backend);
 // True when this build contains the NCCL backend (CUDA toolkit and nccl.h found by CMake).

@@ -76,7 +76,8 @@ void DistributedSampler::BuildShard() {
 }
 
 int64_t DistributedSampler::steps_per_epoch() const {
-  return (static_cast<int64_t>(shard_.size()) + batch_size_ - 1) / batch_size_;
+  const auto rows = static_cast<int64_t>(shard_.size());
+  return options_.full_batches ? rows / batch_size_ : (rows + batch_size_ - 1) / batch_size_;
 }
 
 std::vector<int64_t> DistributedSampler::Batch(int64_t step) const {

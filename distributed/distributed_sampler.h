@@ -12,7 +12,7 @@
 //                          collective runs per step; training must not use it)
 //   3. rank r takes order[r], order[r+W], order[r+2W], ...
 //   4. batches are consecutive slices of B rows of that shard; the last may be shorter, and then
-//      has the same length on every rank (except kUneven).
+//      has the same length on every rank (except kUneven), or is dropped (full_batches).
 // Everything depends only on (N, W, r, B, seed, epoch, options): a run resumed at (epoch, step)
 // reads exactly the rows an uninterrupted run would.
 #pragma once
@@ -33,6 +33,10 @@ class DistributedSampler {
   struct Options {
     bool shuffle = true;
     Tail tail = Tail::kPadByWrapAround;
+    // Only full batches: the shard's last batch is dropped when shorter than batch_size
+    // (training, where a batch of one row breaks BatchNorm and unequal batches would weight
+    // the ranks' gradients unequally).
+    bool full_batches = false;
   };
 
   // Throws Error for num_rows < 0, world_size < 1, rank outside [0, world_size), batch_size < 1.

@@ -276,20 +276,32 @@ void BroadcastModuleState(torch::nn::Module& module, Communicator& comm, int roo
   }
 }
 
-void AverageBatchNormStatistics(torch::nn::Module& module, Communicator& comm) {
-  torch::NoGradGuard no_grad;
+namespace {
+bool IsRunningStatistic(const std::string& name, const torch::Tensor& value) {
   auto ends_with = [](const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
+  const bool is_stat = name == "running_mean" || name == "running_var" || ends_with(name, ".running_mean") ||
+                       ends_with(name, ".running_var");
+  return is_stat && value.defined() && torch::isFloatingType(value.scalar_type());
+}
+}  // namespace
+
+std::vector<torch::Tensor> BatchNormRunningStatistics(torch::nn::Module& module) {
+  std::vector<torch::Tensor> stats;
+  for (const auto& item : module.named_buffers())
+    if (IsRunningStatistic(item.key(), item.value())) stats.push_back(item.value());
+  return stats;
+}
+
+void AverageBatchNormStatistics(torch::nn::Module& module, Communicator& comm) {
+  torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> stats;
   std::string description;
   for (const auto& item : module.named_buffers()) {
-    const std::string& name = item.key();
-    bool is_stat = name == "running_mean" || name == "running_var" || ends_with(name, ".running_mean") ||
-                   ends_with(name, ".running_var");
-    if (!is_stat || !item.value().defined() || !torch::isFloatingType(item.value().scalar_type())) continue;
+    if (!IsRunningStatistic(item.key(), item.value())) continue;
     stats.push_back(item.value());
-    description += name + ShapeText(item.value()) + ";";
+    description += item.key() + ShapeText(item.value()) + ";";
   }
   CheckSameOnAllRanks(comm, Fnv1a(description), "AverageBatchNormStatistics",
                       std::to_string(stats.size()) + " running statistics");

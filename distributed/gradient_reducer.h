@@ -141,4 +141,8 @@ void BroadcastModuleState(torch::nn::Module& module, Communicator& comm, int roo
 // num_batches_tracked is left alone (every rank counts the same steps). Collective.
 void AverageBatchNormStatistics(torch::nn::Module& module, Communicator& comm);
 
+// The floating-point running_mean and running_var buffers of `module` (found recursively), in
+// the module's buffer order: what AverageBatchNormStatistics averages.
+std::vector<torch::Tensor> BatchNormRunningStatistics(torch::nn::Module& module);
+
 }  // namespace angiotrain

@@ -36,11 +36,15 @@ std::optional<LocalRank> FromPair(const std::function<const char*(const char*)>&
 
 }  // namespace
 
+const ChoiceTable<DeviceRequest>& DeviceChoices() {
+  static const ChoiceTable<DeviceRequest> table = {
+      {"auto", DeviceRequest::kAuto}, {"cpu", DeviceRequest::kCpu}, {"cuda", DeviceRequest::kCuda}};
+  return table;
+}
+
 DeviceRequest ParseDeviceRequest(const std::string& text) {
-  if (text == "auto") return DeviceRequest::kAuto;
-  if (text == "cpu") return DeviceRequest::kCpu;
-  if (text == "cuda") return DeviceRequest::kCuda;
-  throw Error("device '" + text + "': expected auto, cpu or cuda");
+  if (auto device = FindChoice(DeviceChoices(), text)) return *device;
+  throw Error("device " + NotAChoice(text, ChoiceNames(DeviceChoices())));
 }
 
 std::optional<LocalRank> LocalRankFromEnvironment() {

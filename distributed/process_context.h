@@ -9,12 +9,16 @@
 #include <optional>
 #include <string>
 
+#include "core/choice.h"
+
 namespace angiotrain {
 
 // Which device a rank should use. kAuto: a CUDA device when LibTorch sees one, else the CPU.
 enum class DeviceRequest { kAuto, kCpu, kCuda };
 
-// Parses "auto", "cpu" or "cuda"; throws Error naming the value otherwise.
+// The names of the requests: "auto", "cpu", "cuda".
+const ChoiceTable<DeviceRequest>& DeviceChoices();
+// A name of DeviceChoices(); throws Error naming the value otherwise.
 DeviceRequest ParseDeviceRequest(const std::string& text);
 
 // A rank's position on its node.

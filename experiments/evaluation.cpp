@@ -185,9 +185,15 @@ std::string FormatEvaluationJson(const EvaluationReport& r) {
   j["locations_with_auroc"] = probs ? ordered_json(L.locations_with_auroc) : ordered_json(nullptr);
   j["macro_auroc"] = Json(L.macro_auroc);
   j["rsna_weighted_auc"] = Json(r.rsna_weighted_auc);
+  j["per_location"] = PerLocationJson(L, probs);
+  return j.dump(2) + "\n";
+}
+
+nlohmann::ordered_json PerLocationJson(const LocationReport& report, bool with_auroc) {
+  using nlohmann::ordered_json;
   ordered_json per = ordered_json::object();
   for (int k = 0; k < kNumLocations; ++k) {
-    const LocationScore& ls = L.per_location[k];
+    const LocationScore& ls = report.per_location[k];
     ordered_json e;
     e["support"] = ls.counts.support();
     e["predicted"] = ls.counts.predicted();
@@ -198,11 +204,10 @@ std::string FormatEvaluationJson(const EvaluationReport& r) {
     e["precision"] = Json(ls.precision);
     e["recall"] = Json(ls.recall);
     e["f1"] = Json(ls.f1);
-    e["auroc"] = Json(ls.auroc);
+    e["auroc"] = with_auroc ? Json(ls.auroc) : ordered_json(nullptr);
     per[LocationNames()[k]] = e;
   }
-  j["per_location"] = per;
-  return j.dump(2) + "\n";
+  return per;
 }
 
 }  // namespace angiotrain

@@ -3,6 +3,8 @@
 // probability sidecar per-location AUROC and the RSNA 2025 weighted AUC; as a table and as JSON.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <optional>
 #include <string>
 
@@ -31,5 +33,10 @@ EvaluationReport EvaluateSubmission(const std::string& pred_path, const std::str
 std::string FormatEvaluationTable(const EvaluationReport& report);
 // The same figures as a JSON document; undefined figures are null.
 std::string FormatEvaluationJson(const EvaluationReport& report);
+
+// The per-location part of a report as JSON, one object per location name: support, predicted,
+// tp, fp, fn, tn, precision, recall, f1 and (null without probabilities) auroc. The one writer
+// of this shape: `evaluate --json` and metrics.jsonl both use it.
+nlohmann::ordered_json PerLocationJson(const LocationReport& report, bool with_auroc);
 
 }  // namespace angiotrain

@@ -117,6 +117,7 @@ void WriteSubmission(const std::string& template_path, const std::string& out_pa
 
   std::vector<LocationProbabilities> probabilities;
   std::vector<double> aneurysm;
+  std::vector<PatientPrediction> ordered;
   for (size_t r = 0; r < indices.size(); ++r) {
     auto it = predictions.find(indices[r]);
     if (it == predictions.end()) {
@@ -128,6 +129,7 @@ void WriteSubmission(const std::string& template_path, const std::string& out_pa
     for (int k = 0; k < kNumLocations; ++k) CheckProbability(template_path, indices[r], LocationNames()[k], it->second.locations[k]);
     aneurysm.push_back(it->second.aneurysm);
     probabilities.push_back(it->second.locations);
+    ordered.push_back(it->second);
   }
   const std::vector<LocationFlags> flags = rule.Apply(probabilities);
 
@@ -136,26 +138,22 @@ void WriteSubmission(const std::string& template_path, const std::string& out_pa
   for (int k = 0; k < kNumLocations; ++k) location_of[columns.locations[k]] = k;
   std::string header;
   for (size_t c = 0; c < csv.header.size(); ++c) header += (c ? "," : "") + csv.header[c];
-  std::string submission = header + "\n", sidecar = header + "\n";
+  std::string submission = header + "\n";
   for (size_t r = 0; r < indices.size(); ++r) {
     for (size_t c = 0; c < csv.header.size(); ++c) {
       const std::string sep = c ? "," : "";
       const int col = static_cast<int>(c);
       if (col == columns.index) {
         submission += sep + std::to_string(indices[r]);
-        sidecar += sep + std::to_string(indices[r]);
       } else if (col == columns.aneurysm) {
         submission += sep + FormatProbability(aneurysm[r]);
-        sidecar += sep + FormatProbability(aneurysm[r]);
       } else {
-        const int k = location_of[c];
-        submission += sep + (flags[r][k] ? "1" : "0");
-        sidecar += sep + FormatProbability(probabilities[r][k]);
+        submission += sep + (flags[r][location_of[c]] ? "1" : "0");
       }
     }
     submission += "\n";
-    sidecar += "\n";
   }
+  const std::string sidecar = ProbabilitiesCsvText(csv.header, indices, ordered);
 
   // Both files are complete under temporary names before either is renamed into place.
   AtomicOutput submission_out(out_path);
@@ -164,6 +162,36 @@ void WriteSubmission(const std::string& template_path, const std::string& out_pa
   WriteText(sidecar_out, sidecar);
   sidecar_out.Commit();
   submission_out.Commit();
+}
+
+std::vector<std::string> CanonicalHeader() {
+  std::vector<std::string> header = {"Index", "Aneurysm"};
+  header.insert(header.end(), LocationNames().begin(), LocationNames().end());
+  return header;
+}
+
+std::string ProbabilitiesCsvText(const std::vector<std::string>& header, const std::vector<int32_t>& indices,
+                                 const std::vector<PatientPrediction>& predictions) {
+  // Column c holds location location_of[c], or kIndex, or kAneurysm.
+  constexpr int kIndex = -2, kAneurysm = -3;
+  std::vector<int> location_of;
+  std::string text;
+  for (const auto& name : header) {
+    location_of.push_back(name == "Index" ? kIndex : name == "Aneurysm" ? kAneurysm : LocationIndex(name));
+    if (location_of.back() == -1) throw Error("probabilities CSV: '" + name + "' is not a K-ium column");
+    text += (text.empty() ? "" : ",") + name;
+  }
+  text += "\n";
+  for (size_t r = 0; r < indices.size(); ++r) {
+    for (size_t c = 0; c < header.size(); ++c) {
+      if (c) text += ",";
+      const int k = location_of[c];
+      text += k == kIndex ? std::to_string(indices[r])
+                          : FormatProbability(k == kAneurysm ? predictions[r].aneurysm : predictions[r].locations[k]);
+    }
+    text += "\n";
+  }
+  return text;
 }
 
 std::vector<SubmissionRow> ReadSubmission(const std::string& path) {

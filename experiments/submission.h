@@ -23,6 +23,16 @@ struct PatientPrediction {
 // (a path without ".csv" gets ".probabilities.csv" appended).
 std::string ProbabilitiesPathFor(const std::string& submission_path);
 
+// The K-ium columns in canonical order: Index, Aneurysm, the 21 locations.
+std::vector<std::string> CanonicalHeader();
+
+// A probabilities CSV (the one writer of that format: the submission sidecar and the run's
+// validation_predictions.csv): `header` is a permutation of CanonicalHeader(), then one row per
+// patient, `indices[i]` with `predictions[i]`, every probability in the shortest decimal form
+// that reads back to the same double.
+std::string ProbabilitiesCsvText(const std::vector<std::string>& header, const std::vector<int32_t>& indices,
+                                 const std::vector<PatientPrediction>& predictions);
+
 // Writes the submission `out_path` and its sidecar ProbabilitiesPathFor(out_path), both atomically.
 // The template (the competition's test.csv) fixes the rows (its order) and the columns (its
 // order, which may differ from the canonical one; it must hold exactly Index, Aneurysm and the

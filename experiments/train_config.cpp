@@ -3,51 +3,95 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "distributed/communicator_factory.h"
+#include "distributed/process_context.h"
+#include "experiments/threshold_rule.h"
+#include "models/autocast.h"
+#include "models/heads.h"
 
 namespace angiotrain {
 
 std::vector<ConfigField> Fields(TrainConfig& c) {
   return {
-      {"data.volume", &c.data.volume},
+      {"data.volume", &c.data.volume, false},
       {"data.validation_split", &c.data.validation_split},
       {"data.split_seed", &c.data.split_seed},
       {"model.variant", &c.model.variant},
       {"model.width_mult", &c.model.width_mult},
       {"model.depth_mult", &c.model.depth_mult},
-      {"model.task", &c.model.task},
+      {"model.task", &c.model.task, true, ChoiceNames(TaskChoices())},
       {"model.init", &c.model.init},
       {"model.dropout", &c.model.dropout},
       {"model.stochastic_depth", &c.model.stochastic_depth},
       {"train.epochs", &c.train.epochs},
       {"train.batch_size", &c.train.batch_size},
       {"train.lr", &c.train.lr},
-      {"train.optimizer", &c.train.optimizer},
+      {"train.optimizer", &c.train.optimizer, true, ChoiceNames(OptimizerChoices())},
       {"train.weight_decay", &c.train.weight_decay},
-      {"train.schedule", &c.train.schedule},
+      {"train.schedule", &c.train.schedule, true, ChoiceNames(ScheduleChoices())},
       {"train.warmup_epochs", &c.train.warmup_epochs},
       {"train.grad_clip", &c.train.grad_clip},
       {"train.seed", &c.train.seed},
       {"train.bucket_mb", &c.train.bucket_mb},
       {"train.sync_batchnorm", &c.train.sync_batchnorm},
-      {"train.batchnorm", &c.train.batchnorm},
+      {"train.batchnorm", &c.train.batchnorm, true, ChoiceNames(BatchNormChoices())},
       {"train.location_pos_weight", &c.train.location_pos_weight},
       {"train.threads", &c.train.threads, false},
-      {"train.backend", &c.train.backend, false},
-      {"train.device", &c.train.device, false},
-      {"train.precision", &c.train.precision},
+      {"train.backend", &c.train.backend, false, ChoiceNames(BackendChoices())},
+      {"train.device", &c.train.device, false, ChoiceNames(DeviceChoices())},
+      {"train.precision", &c.train.precision, true, ChoiceNames(PrecisionChoices())},
       {"train.resume", &c.train.resume, false},
-      {"train.fail_at_step", &c.train.fail_at_step, false},
-      {"train.fail_rank", &c.train.fail_rank, false},
-      {"train.nan_at_step", &c.train.nan_at_step, false},
+      {"evaluation.threshold", &c.evaluation.threshold, false},
       {"output.dir", &c.output.dir, false},
       {"output.checkpoint_every_steps", &c.output.checkpoint_every_steps, false},
   };
+}
+
+std::string ResumableKeys() {
+  TrainConfig c;
+  std::vector<std::string> keys;
+  for (const auto& f : Fields(c))
+    if (!f.hashed) keys.push_back(f.key);
+  std::string out;
+  for (size_t i = 0; i < keys.size(); ++i) out += (i == 0 ? "" : i + 1 == keys.size() ? " and " : ", ") + keys[i];
+  return out;
+}
+
+const ChoiceTable<OptimizerKind>& OptimizerChoices() {
+  static const ChoiceTable<OptimizerKind> table = {
+      {"adam", OptimizerKind::kAdam}, {"adamw", OptimizerKind::kAdamW}, {"sgd", OptimizerKind::kSgd}};
+  return table;
+}
+const ChoiceTable<ScheduleKind>& ScheduleChoices() {
+  static const ChoiceTable<ScheduleKind> table = {{"constant", ScheduleKind::kConstant},
+                                                  {"cosine", ScheduleKind::kCosine}};
+  return table;
+}
+const ChoiceTable<BatchNormMode>& BatchNormChoices() {
+  static const ChoiceTable<BatchNormMode> table = {{"batch", BatchNormMode::kBatch}, {"eval", BatchNormMode::kEval}};
+  return table;
+}
+
+namespace {
+template <class E>
+E Chosen(const ChoiceTable<E>& table, const std::string& key, const std::string& name) {
+  if (auto v = FindChoice(table, name)) return *v;
+  throw Error("config key '" + key + "': " + NotAChoice(name, ChoiceNames(table)));
+}
+}  // namespace
+
+OptimizerKind OptimizerChoice(const TrainConfig& c) { return Chosen(OptimizerChoices(), "train.optimizer", c.train.optimizer); }
+ScheduleKind ScheduleChoice(const TrainConfig& c) { return Chosen(ScheduleChoices(), "train.schedule", c.train.schedule); }
+BatchNormMode BatchNormChoice(const TrainConfig& c) {
+  return Chosen(BatchNormChoices(), "train.batchnorm", c.train.batchnorm);
 }
 
 namespace {
@@ -161,35 +205,33 @@ void ApplyOverride(TrainConfig& config, const std::string& assignment) {
     throw Error("--set: key '" + key + "' must be " + TypeName(*f) + ", got '" + text + "'");
 }
 
-void ValidateTrainConfig(const TrainConfig& c) {
+void ValidateTrainConfig(const TrainConfig& config) {
+  const TrainConfig& c = config;
   auto fail = [](const std::string& key, const std::string& problem) {
     throw Error("config key '" + key + "': " + problem);
   };
-  auto one_of = [&](const std::string& key, const std::string& v, std::initializer_list<const char*> choices) {
-    std::string list;
-    for (const char* choice : choices) {
-      if (v == choice) return;
-      list += (list.empty() ? "" : ", ") + std::string(choice);
-    }
-    fail(key, "'" + v + "' is not one of " + list);
-  };
+  TrainConfig copy = config;
+  for (const auto& f : Fields(copy)) {
+    if (auto p = std::get_if<double*>(&f.value); p && !std::isfinite(**p)) fail(f.key, "must be a finite number");
+    if (f.choices.empty()) continue;
+    const std::string& v = **std::get_if<std::string*>(&f.value);
+    if (std::find(f.choices.begin(), f.choices.end(), v) == f.choices.end()) fail(f.key, NotAChoice(v, f.choices));
+  }
   if (c.data.volume.empty()) fail("data.volume", "is required (a volume file made by angiotrain ingest)");
   if (!(c.data.validation_split >= 0 && c.data.validation_split < 1)) fail("data.validation_split", "must be in [0, 1)");
-  one_of("model.task", c.model.task, {"presence", "location", "multitask"});
   if (c.model.width_mult < 0 || c.model.depth_mult < 0) fail("model.width_mult", "multipliers must be >= 0");
   if (c.train.epochs < 1) fail("train.epochs", "must be at least 1");
   if (c.train.batch_size < 1) fail("train.batch_size", "must be at least 1");
   if (!(c.train.lr > 0)) fail("train.lr", "must be positive");
-  one_of("train.optimizer", c.train.optimizer, {"adam", "adamw", "sgd"});
-  one_of("train.schedule", c.train.schedule, {"constant", "cosine"});
-  one_of("train.batchnorm", c.train.batchnorm, {"batch", "eval"});
-  one_of("train.backend", c.train.backend, {"auto", "mpi", "nccl"});
-  one_of("train.device", c.train.device, {"auto", "cpu", "cuda"});
-  one_of("train.precision", c.train.precision, {"auto", "fp32", "bf16", "fp16"});
   if (c.train.warmup_epochs < 0) fail("train.warmup_epochs", "must be >= 0");
   if (c.train.grad_clip < 0) fail("train.grad_clip", "must be >= 0");
   if (!(c.train.bucket_mb > 0)) fail("train.bucket_mb", "must be positive");
   if (c.train.threads < 0) fail("train.threads", "must be >= 0");
+  try {
+    ThresholdRule::Parse(c.evaluation.threshold);
+  } catch (const Error& e) {
+    fail("evaluation.threshold", e.what());
+  }
   if (c.output.dir.empty()) fail("output.dir", "is required");
   if (c.output.checkpoint_every_steps < 0) fail("output.checkpoint_every_steps", "must be >= 0");
 }

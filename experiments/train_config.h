@@ -11,6 +11,8 @@
 #include <variant>
 #include <vector>
 
+#include "core/choice.h"
+
 namespace angiotrain {
 
 struct TrainConfig {
@@ -32,7 +34,7 @@ struct TrainConfig {
     int64_t epochs = 10;
     int64_t batch_size = 8;  // per rank
     double lr = 1e-4;
-    std::string optimizer = "adam";  // adam | adamw | sgd (momentum 0.9)
+    std::string optimizer = "adam";  // OptimizerChoices(): adam | adamw | sgd (momentum 0.9)
     double weight_decay = 0;
     std::string schedule = "constant";  // constant | cosine (after warm-up)
     double warmup_epochs = 0;           // linear warm-up from 0, in epochs (fractional allowed)
@@ -51,25 +53,45 @@ struct TrainConfig {
     // Weights, optimizer state and the loss stay fp32; channels_last is used on CUDA.
     std::string precision = "auto";
     bool resume = false;           // continue from output.dir/last.pt
-    int64_t fail_at_step = -1;     // testing: rank fail_rank SIGKILLs itself before this global step
-    int64_t fail_rank = 1;
-    double nan_at_step = -1;       // testing: the loss becomes NaN at this global step
   } train;
+  struct Evaluation {
+    // How validation turns location probabilities into 0/1 (ThresholdRule::Parse forms).
+    std::string threshold = "mean+1std";
+  } evaluation;
   struct Output {
     std::string dir = "out/run";
     int64_t checkpoint_every_steps = 0;  // 0: at epoch ends only
   } output;
 };
 
-// One key of the schema: "section.name", a pointer into a TrainConfig, and whether it takes
-// part in the config hash (what only steers the mechanics of a run, not its result, does not:
-// threads, resume, checkpoint frequency, fault injection, output folder).
+// One key of the schema: "section.name", a pointer into a TrainConfig, whether it takes part in
+// the config hash, and for a named choice the accepted names (from the choice's one table).
+// What does not change a run's result is not hashed, and may change on a resume: threads,
+// backend, device, resume, checkpoint frequency, the output folder, the evaluation rule, and
+// the volume's path (a resume checks the volume's content instead; see experiments/checkpoint.h).
 struct ConfigField {
   std::string key;
   std::variant<std::string*, int64_t*, double*, bool*> value;
   bool hashed = true;
+  std::vector<std::string> choices;  // non-empty: the value must be one of these names
 };
 std::vector<ConfigField> Fields(TrainConfig& config);
+
+// The keys that may differ on a resume (the unhashed ones), as "a, b and c".
+std::string ResumableKeys();
+
+// The named choices of the schema that the experiments layer owns; tasks, devices, backends
+// and precisions have their tables in models/ and distributed/.
+enum class OptimizerKind { kAdam, kAdamW, kSgd };
+enum class ScheduleKind { kConstant, kCosine };
+enum class BatchNormMode { kBatch, kEval };
+const ChoiceTable<OptimizerKind>& OptimizerChoices();
+const ChoiceTable<ScheduleKind>& ScheduleChoices();
+const ChoiceTable<BatchNormMode>& BatchNormChoices();
+// The choices of a validated config (ValidateTrainConfig has checked the names).
+OptimizerKind OptimizerChoice(const TrainConfig& config);
+ScheduleKind ScheduleChoice(const TrainConfig& config);
+BatchNormMode BatchNormChoice(const TrainConfig& config);
 
 // Reads `path` over the defaults. Throws Error "PATH: ..." on a syntax error, an unknown key or a
 // wrongly typed value.
@@ -81,7 +103,8 @@ TrainConfig ParseTrainConfig(const std::string& text, const std::string& origin)
 // strings with or without quotes). Throws Error naming the key.
 void ApplyOverride(TrainConfig& config, const std::string& assignment);
 
-// Checks ranges and choices (task, optimizer, schedule, ...); throws Error naming the key.
+// Checks ranges, finiteness and choices (every field with choices; the evaluation threshold
+// rule); throws Error naming the key. Commands call it once, before anything is written.
 void ValidateTrainConfig(const TrainConfig& config);
 
 // Every key as TOML, in schema order, reals with 17 significant digits: loading it back gives

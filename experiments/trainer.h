@@ -1,60 +1,61 @@
 // Data-parallel training of an EfficientNet task model on a volume file, one process per rank
-// (launched by mpirun/srun), with exact resume from checkpoints; and prediction from a checkpoint.
+// (launched by mpirun/srun), with exact resume from checkpoints.
 //
-// One step, on every rank: this rank's batch (DistributedSampler over the training rows,
-// read ahead by a BatchPrefetcher) -> forward -> BCE-with-logits loss -> backward, whose
-// gradients the GradientReducer averages over the ranks while backward runs -> Finish() ->
-// optional gradient clipping -> learning rate of this step -> optimizer step. The loss of every
-// rank is summed with one small all-reduce per step: a NaN or infinite loss on any rank is then
-// seen by all ranks at the same step and they stop together (CollectiveError), before the
-// optimizer touches the weights.
+// The Trainer is the loop; everything else attaches to it. Its pieces are methods (RunEpoch,
+// Validate, WriteCheckpoint) composed by Run(); what happens is reported to TrainingObservers as
+// typed records (training_records.h): the console, metrics.jsonl and validation_predictions.csv
+// are observers (training_observers.h), and so are sweeps, metric exporters and reports. The
+// concepts it composes live in their own files: the split (data_split.h), the task's model,
+// targets and predictions (task_model.h), optimizer and schedule (optimization.h), validation
+// (validation.h) and the checkpoint format (checkpoint.h).
+//
+// One step, on every rank: this rank's batch (DistributedSampler over the training rows, full
+// batches only, read ahead by a BatchPrefetcher) -> forward -> BCE-with-logits loss -> backward,
+// whose gradients the GradientReducer averages over the ranks while backward runs -> Finish()
+// -> one small all-reduce of [loss, stop request] -> optional gradient clipping -> learning rate
+// of this step -> optimizer step. A NaN or infinite loss on any rank is seen by all ranks at
+// the same step and they stop together (CollectiveError), before the optimizer touches the
+// weights. A stop request on any rank (RequestStop: a signal, a sweep pruning the trial) is
+// likewise seen by all ranks at the same step: that step completes, a checkpoint is written,
+// and Run() returns with RunEnd::kStopped; a resume continues exactly there.
 //
 // Determinism and resume. The torch random generator (dropout, stochastic depth) is reseeded at
 // every step from (train.seed, global step, rank), the sampler's order depends only on
 // (seed, epoch), and a checkpoint holds the weights, the BatchNorm buffers, the optimizer state
-// and the sampler position (epoch, step). So a run interrupted at any point and resumed from
-// its last checkpoint goes through exactly the same computations as an uninterrupted run with
-// the same seed and world size, and ends with bit-identical weights (on the CPU; GPU kernels are
-// not all deterministic). BatchNorm running statistics are per rank during an epoch; they are
-// averaged over the ranks before each checkpoint and each validation, so every rank holds the
-// statistics the checkpoint holds.
+// and the sampler position (epoch, step, global step). So a run interrupted at any point and
+// resumed from its last checkpoint goes through exactly the same computations as an
+// uninterrupted run with the same seed and world size, and ends with bit-identical weights (on
+// the CPU; GPU kernels are not all deterministic). BatchNorm running statistics are per rank
+// during an epoch; they are averaged over the ranks before each checkpoint and each validation.
 //
-// Checkpoints: output.dir/last.pt, written by rank 0 under a temporary name and renamed, so a
-// run killed while writing leaves the previous complete checkpoint intact. Written every
-// output.checkpoint_every_steps steps and at the end of every epoch (after validation).
-//
-// Outputs in output.dir (rank 0): config.toml (the canonical configuration), last.pt,
-// metrics.jsonl (one JSON object per epoch), validation_predictions.csv (the last epoch's
-// validation probabilities).
+// Outputs in output.dir (rank 0): config.toml (the canonical configuration), last.pt (every
+// output.checkpoint_every_steps steps and at every epoch end, after validation), metrics.jsonl,
+// validation_predictions.csv.
 #pragma once
 
-#include <mpi.h>
-
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "datasets/volume_file.h"
+#include "distributed/communicator_factory.h"
+#include "distributed/distributed_sampler.h"
+#include "distributed/gradient_reducer.h"
+#include "distributed/process_context.h"
+#include "experiments/data_split.h"
+#include "experiments/threshold_rule.h"
 #include "experiments/train_config.h"
+#include "experiments/training_records.h"
 #include "models/efficientnet.h"
 #include "models/heads.h"
 
 namespace angiotrain {
 
-// The validation split: a seeded fraction of each Aneurysm class (rounded to nearest), the same
-// on every rank and machine. Both lists are sorted row numbers.
-struct TrainValidationSplit {
-  std::vector<int64_t> train, validation;
-};
-TrainValidationSplit StratifiedSplit(const std::vector<uint8_t>& aneurysm, double validation_fraction,
-                                     uint64_t seed);
-
-// The learning rate at `global_step` (0-based) of a run of `total_steps`: linear warm-up over
-// warmup_steps from lr/warmup_steps to lr, then constant or cosine decay to 0 at total_steps.
-double LearningRateAt(const TrainConfig& config, int64_t global_step, int64_t steps_per_epoch);
-
-// The network the config describes, for images of `in_channels` views (8) and `resolution`.
-EfficientNet BuildModel(const TrainConfig& config, int resolution);
-
 struct TrainSummary {
+  RunEnd end = RunEnd::kCompleted;
   int64_t epochs_run = 0;      // epochs completed by this invocation
   int64_t global_step = 0;     // steps done in the whole run, resumed ones included
   int64_t steps_run = 0;       // steps done by this invocation
@@ -62,33 +63,72 @@ struct TrainSummary {
   double samples_per_second = 0;  // global samples (all ranks) per train second
   double data_wait_seconds = 0;   // this rank's time waiting for the prefetcher
   double allreduce_wait_seconds = 0;  // this rank's time in GradientReducer::Finish waits
-  std::string checkpoint;      // the last checkpoint written
+  std::string checkpoint;      // the last checkpoint written (rank 0)
+  std::vector<EpochRecord> epochs;  // this invocation's epochs, with validation on rank 0
 };
 
-// Runs the training the config describes over MPI_COMM_WORLD (collective: every rank calls it
-// with the same config). Throws Error (or CollectiveError when every rank agrees on it).
-TrainSummary Train(const TrainConfig& config);
+class Trainer {
+ public:
+  // Opens the volume, builds (or restores, with train.resume) the model and optimizer, and
+  // prepares output.dir. Collective over context.comm. Throws Error naming the key or file.
+  Trainer(const TrainConfig& config, const ProcessContext& context);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
 
-// A checkpoint's contents as a usable model.
-struct LoadedCheckpoint {
-  TrainConfig config;
-  std::string config_hash;
-  int resolution = 0;
-  int64_t epoch = 0, step = 0, global_step = 0;  // where training would continue
-  EfficientNet model{nullptr};                  // on the CPU, in eval mode
-};
-LoadedCheckpoint LoadCheckpoint(const std::string& path);
+  // Observers are not owned and must outlive Run().
+  void AddObserver(TrainingObserver* observer) { observers_.push_back(observer); }
+  // Asks every rank to stop at the next step boundary (async-signal-safe: one atomic store).
+  void RequestStop() { stop_requested_.store(true); }
 
-struct PredictOptions {
-  std::string checkpoint;
-  std::string input;          // a volume file, or a K-ium folder (ingested to a temporary volume)
-  std::string template_path;  // test.csv: rows and column order of the submission
-  std::string out;            // output.csv (the probabilities sidecar goes next to it)
-  std::string threshold = "mean+1std";
-  int64_t batch_size = 16;
+  // Trains from where the trainer stands to the last epoch, or to an agreed stop. Collective.
+  TrainSummary Run();
+
+  // One epoch from `first_step`; false when it ended early on a stop request (after writing a
+  // checkpoint there). Collective.
+  bool RunEpoch(int64_t epoch, int64_t first_step, EpochRecord& record);
+  // Validation over every rank's shard of the held-out rows (record on rank 0). Collective.
+  std::optional<ValidationRecord> Validate();
+  // Averages BatchNorm statistics over the ranks and writes last.pt on rank 0. Collective.
+  void WriteCheckpoint(int64_t epoch, int64_t step);
+
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+
+ private:
+  void Notify(const std::function<void(TrainingObserver&)>& call);
+  // Copies a flat vector of BatchNormRunningStatistics values into the model.
+  void RestoreRunningStatistics(const torch::Tensor& flat);
+
+  TrainConfig config_;
+  ProcessContext context_;
+  std::unique_ptr<Communicator> comm_;
+  std::unique_ptr<VolumeReader> reader_;
+  Task task_;
+  ThresholdRule rule_;
+  TrainValidationSplit split_;
+  EfficientNet model_{nullptr};
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<DistributedSampler> sampler_;
+  std::unique_ptr<GradientReducer> reducer_;
+  torch::Tensor pos_weight_;
+  std::optional<torch::ScalarType> precision_;
+  std::string checkpoint_path_;
+  int64_t steps_per_epoch_ = 0;
+  int64_t start_epoch_ = 0, start_step_ = 0;
+  bool resumed_ = false;
+  std::atomic<bool> stop_requested_{false};
+  bool stop_agreed_ = false;
+  std::vector<TrainingObserver*> observers_;
+  TrainSummary summary_;
 };
-// Runs the checkpoint's model over the input (each rank a shard, gathered on rank 0) and writes
-// the submission (experiments/submission.h). Collective over `comm`. Returns the patients scored.
-int64_t Predict(const PredictOptions& options, MPI_Comm comm);
+
+// From now on, `signal` asks every running Trainer of this process to stop at the next step
+// boundary (RequestStop), with a checkpoint there. For a scheduler's warning signal (SIGUSR1).
+void StopTrainingOnSignal(int signal);
+
+// A Trainer with the standard observers (console, metrics.jsonl, validation_predictions.csv,
+// the test-only event trace) plus `extra`, run to the end. Collective over context.comm.
+TrainSummary Train(const TrainConfig& config, const ProcessContext& context,
+                   const std::vector<TrainingObserver*>& extra = {});
 
 }  // namespace angiotrain

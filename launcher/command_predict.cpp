@@ -6,7 +6,7 @@
 #include <string>
 
 #include "experiments/submission.h"
-#include "experiments/trainer.h"
+#include "experiments/prediction.h"
 #include "launcher/commands.h"
 
 namespace angiotrain {

@@ -1,4 +1,5 @@
 // `angiotrain train`: data-parallel training from a TOML config (experiments/trainer.h).
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -23,12 +24,17 @@ void RunTrain(const TrainOptions& o) {
   for (const auto& assignment : o.overrides) ApplyOverride(config, assignment);
   if (o.resume) config.train.resume = true;
   ValidateTrainConfig(config);
-  const TrainSummary s = Train(config);
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  if (rank == 0)
-    std::printf("train: %lld steps in %.1f s of training (%.1f samples/s), checkpoint %s\n",
-                static_cast<long long>(s.steps_run), s.train_seconds, s.samples_per_second, s.checkpoint.c_str());
+  const auto context = ProcessContext::Create(MPI_COMM_WORLD, ParseDeviceRequest(config.train.device));
+  StopTrainingOnSignal(SIGUSR1);  // e.g. Slurm's warning signal: checkpoint at the next step and stop
+  const TrainSummary s = Train(config, context);
+  if (!context.is_root()) return;
+  if (s.steps_run == 0 && s.end == RunEnd::kCompleted)
+    std::printf("train: nothing to do: %s already holds the end of all %lld epochs\n", s.checkpoint.c_str(),
+                static_cast<long long>(config.train.epochs));
+  else
+    std::printf("train: %s after %lld steps in %.1f s of training (%.1f samples/s), checkpoint %s\n",
+                RunEndName(s.end).c_str(), static_cast<long long>(s.steps_run), s.train_seconds,
+                s.samples_per_second, s.checkpoint.c_str());
 }
 
 }  // namespace

@@ -61,12 +61,30 @@ void SetDtype(torch::DeviceType device, torch::ScalarType dtype) {
 
 }  // namespace
 
+const ChoiceTable<PrecisionRequest>& PrecisionChoices() {
+  static const ChoiceTable<PrecisionRequest> table = {{"auto", PrecisionRequest::kAuto},
+                                                      {"fp32", PrecisionRequest::kFp32},
+                                                      {"bf16", PrecisionRequest::kBf16},
+                                                      {"fp16", PrecisionRequest::kFp16}};
+  return table;
+}
+
 std::optional<torch::ScalarType> ParsePrecision(const std::string& text, torch::Device device) {
-  if (text == "fp32") return std::nullopt;
-  if (text == "bf16") return torch::kBFloat16;
-  if (text == "fp16") return torch::kHalf;
-  if (text == "auto") return device.is_cuda() ? std::optional<torch::ScalarType>(torch::kBFloat16) : std::nullopt;
-  throw Error("precision '" + text + "': expected auto, fp32, bf16 or fp16");
+  const auto request = FindChoice(PrecisionChoices(), text);
+  if (!request) {
+    const auto names = ChoiceNames(PrecisionChoices());
+    std::string expected;
+    for (size_t i = 0; i < names.size(); ++i)
+      expected += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+    throw Error("precision '" + text + "': expected " + expected);
+  }
+  switch (*request) {
+    case PrecisionRequest::kFp32: return std::nullopt;
+    case PrecisionRequest::kBf16: return torch::kBFloat16;
+    case PrecisionRequest::kFp16: return torch::kHalf;
+    case PrecisionRequest::kAuto: break;
+  }
+  return device.is_cuda() ? std::optional<torch::ScalarType>(torch::kBFloat16) : std::nullopt;
 }
 
 AutocastScope::AutocastScope(torch::DeviceType device, std::optional<torch::ScalarType> dtype) {

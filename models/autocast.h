@@ -16,8 +16,14 @@
 #include <optional>
 #include <string>
 
+#include "core/choice.h"
+
 namespace angiotrain {
 
+// The precision a config asks for; kAuto is bf16 on CUDA, fp32 elsewhere.
+enum class PrecisionRequest { kAuto, kFp32, kBf16, kFp16 };
+// The names: "auto", "fp32", "bf16", "fp16".
+const ChoiceTable<PrecisionRequest>& PrecisionChoices();
 // "fp32" -> nullopt, "bf16" -> kBFloat16, "fp16" -> kHalf. "auto": bf16 on CUDA, fp32 elsewhere.
 // Throws Error naming the value otherwise.
 std::optional<torch::ScalarType> ParsePrecision(const std::string& text, torch::Device device);

@@ -5,21 +5,18 @@
 
 namespace angiotrain {
 
-Task ParseTask(const std::string& name) {
-  if (name == "presence") return Task::kPresence;
-  if (name == "location") return Task::kLocation;
-  if (name == "multitask") return Task::kMultitask;
-  throw Error("unknown task '" + name + "' (expected presence, location or multitask)");
+const ChoiceTable<Task>& TaskChoices() {
+  static const ChoiceTable<Task> table = {
+      {"presence", Task::kPresence}, {"location", Task::kLocation}, {"multitask", Task::kMultitask}};
+  return table;
 }
 
-std::string TaskName(Task task) {
-  switch (task) {
-    case Task::kPresence: return "presence";
-    case Task::kLocation: return "location";
-    case Task::kMultitask: return "multitask";
-  }
-  return "?";
+Task ParseTask(const std::string& name) {
+  if (auto task = FindChoice(TaskChoices(), name)) return *task;
+  throw Error("unknown task: " + NotAChoice(name, ChoiceNames(TaskChoices())));
 }
+
+std::string TaskName(Task task) { return ChoiceName(TaskChoices(), task); }
 
 int TaskOutputs(Task task) {
   switch (task) {

@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "core/choice.h"
+
 namespace angiotrain {
 
 // presence: 1 logit (Aneurysm). location: 21 logits, one per artery location, in the order of
@@ -15,7 +17,9 @@ enum class Task { kPresence, kLocation, kMultitask };
 // The models layer may not include datasets/; a test checks this equals kNumLocations.
 constexpr int kLocationLogits = 21;
 
-// "presence" | "location" | "multitask"; throws Error naming the choices otherwise.
+// The names of the tasks: "presence", "location", "multitask".
+const ChoiceTable<Task>& TaskChoices();
+// A name of TaskChoices(); throws Error naming the choices otherwise.
 Task ParseTask(const std::string& name);
 std::string TaskName(Task task);
 // Width of the task's logits: 1, 21 or 22.

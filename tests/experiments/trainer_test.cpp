@@ -21,6 +21,10 @@
 #include "datasets/volume_file.h"
 #include "experiments/submission.h"
 #include "experiments/train_config.h"
+#include "experiments/checkpoint.h"
+#include "experiments/data_split.h"
+#include "experiments/optimization.h"
+#include "experiments/task_model.h"
 #include "experiments/trainer.h"
 #include "tests/support/test_support.h"
 
@@ -269,8 +273,8 @@ TEST(TrainCommand, KilledRankEndsJobAndResumeIsBitExact) {
   ExpectSucceeded(RunAngiotrain(with({"--set", "output.dir=" + (dir / "straight")}), 2));
 
   const auto start = std::chrono::steady_clock::now();
-  auto killed = RunAngiotrain(with({"--set", "output.dir=" + (dir / "broken"), "--set", "train.fail_at_step=7"}), 2,
-                              120);
+  auto killed = RunAngiotrain(with({"--set", "output.dir=" + (dir / "broken")}), 2, 120,
+                              {"ANGIOTRAIN_FAULT=point=train-step,rank=1,step=7,action=kill"});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_NE(killed.exit_code, 0) << killed.output;
   EXPECT_LT(seconds, 60.0);
@@ -322,7 +326,8 @@ TEST(TrainCommand, NonFiniteLossStopsEveryRankWithAClearMessage) {
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   };
-  auto r = RunAngiotrain(with({"--set", "train.nan_at_step=2", "--set", "output.dir=" + (dir / "nan")}), 2, 120);
+  auto r = RunAngiotrain(with({"--set", "output.dir=" + (dir / "nan")}), 2, 120,
+                         {"ANGIOTRAIN_FAULT=point=loss,rank=1,step=2,action=nan"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("non-finite training loss"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("global step 2"), std::string::npos) << r.output;
@@ -366,7 +371,77 @@ TEST(TrainCommand, InterruptedCheckpointWriteKeepsThePreviousCheckpoint) {
   }
 }
 
-// Which rows each rank trained on, from ANGIOTRAIN_TRACE_BATCHES files: epoch -> rows.
+// The events of each rank from ANGIOTRAIN_TRACE_EVENTS files, without the rows of the steps.
+std::vector<std::vector<std::string>> TracedEvents(const std::string& prefix, int ranks) {
+  std::vector<std::vector<std::string>> events(ranks);
+  for (int r = 0; r < ranks; ++r) {
+    std::ifstream in(prefix + ".rank" + std::to_string(r));
+    EXPECT_TRUE(in.good()) << prefix << ".rank" << r;
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("step ", 0) == 0) {  // "step EPOCH STEP GLOBAL rows...": keep the first four words
+        std::istringstream fields(line);
+        std::string w[4];
+        fields >> w[0] >> w[1] >> w[2] >> w[3];
+        line = w[0] + " " + w[1] + " " + w[2] + " " + w[3];
+      }
+      events[r].push_back(line);
+    }
+  }
+  return events;
+}
+
+// Observers see the run start, every step in order, every epoch end and checkpoint, and the end,
+// on every rank alike; a stop request on one rank stops all ranks after the same step with a
+// checkpoint there, and the resumed run ends with the uninterrupted run's weights, bit for bit.
+TEST(TrainCommand, ObserversSeeEveryStepAndAStopOnOneRankStopsAllRanksAtTheSameStep) {
+  ScratchDir dir;
+  auto volume = WriteVolume(dir / "v.h5", 24);
+  auto config = WriteConfig(dir, volume, "");
+  // 18 training rows, 2 ranks x 2: 4 full steps per epoch, 2 epochs.
+  auto run = [&](const std::string& out, std::vector<std::string> env, bool resume) {
+    env.push_back("ANGIOTRAIN_TRACE_EVENTS=" + (dir / out));
+    std::vector<std::string> args = {"train", "--config", config, "--set", "output.dir=" + (dir / out)};
+    if (resume) args.push_back("--resume");
+    return RunAngiotrain(args, 2, 120, env);
+  };
+  ExpectSucceeded(run("straight", {}, false));
+  std::vector<std::string> expected = {"start 0 0 0"};
+  for (int g = 0; g < 8; ++g) {
+    expected.push_back("step " + std::to_string(g / 4) + " " + std::to_string(g % 4) + " " + std::to_string(g));
+    if (g % 4 == 3) {
+      expected.push_back("epoch " + std::to_string(g / 4 + 1) + " " + std::to_string(g + 1));
+      expected.push_back("checkpoint " + std::to_string(g / 4 + 1) + " 0 " + std::to_string(g + 1));
+    }
+  }
+  expected.push_back("end completed 8");
+  auto straight_events = TracedEvents(dir / "straight", 2);
+  EXPECT_EQ(straight_events[0], expected);
+  EXPECT_EQ(straight_events[1], expected);
+
+  auto stopped = run("stopped", {"ANGIOTRAIN_FAULT=point=stop-request,rank=1,step=5"}, false);
+  ExpectSucceeded(stopped);
+  EXPECT_NE(stopped.output.find("stopped after 6 steps"), std::string::npos) << stopped.output;
+  std::vector<std::string> until_stop(expected.begin(), expected.begin() + 9);  // through step 1 1 5
+  until_stop.push_back("checkpoint 1 2 6");
+  until_stop.push_back("end stopped 6");
+  auto stopped_events = TracedEvents(dir / "stopped", 2);
+  EXPECT_EQ(stopped_events[0], until_stop);
+  EXPECT_EQ(stopped_events[1], until_stop);
+  auto at_stop = LoadCheckpoint(dir / "stopped/last.pt");
+  EXPECT_EQ(at_stop.global_step, 6);
+  EXPECT_EQ(at_stop.epoch, 1);
+  EXPECT_EQ(at_stop.step, 2);
+
+  ExpectSucceeded(run("stopped", {}, true));
+  auto a = State(LoadCheckpoint(dir / "straight/last.pt")), b = State(LoadCheckpoint(dir / "stopped/last.pt"));
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].first, b[i].first);
+    EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  }
+}
+
+// Which rows each rank trained on, from ANGIOTRAIN_TRACE_EVENTS files: epoch -> rows.
 std::map<int, std::vector<int64_t>> TracedRows(const std::string& prefix, int ranks) {
   std::map<int, std::vector<int64_t>> rows;
   for (int r = 0; r < ranks; ++r) {
@@ -374,9 +449,11 @@ std::map<int, std::vector<int64_t>> TracedRows(const std::string& prefix, int ra
     EXPECT_TRUE(in.good()) << prefix << ".rank" << r;
     for (std::string line; std::getline(in, line);) {
       std::istringstream fields(line);
+      std::string event;
       int epoch = 0;
-      int64_t step = 0, row = 0;
-      fields >> epoch >> step;
+      int64_t step = 0, global_step = 0, row = 0;
+      fields >> event >> epoch >> step >> global_step;
+      if (event != "step") continue;
       while (fields >> row) rows[epoch].push_back(row);
     }
   }
@@ -397,7 +474,7 @@ TEST(TrainCommand, ValidationRowsStayOutOfTrainingAndOutputsDescribeThem) {
     const std::string out = dir / ("run" + std::to_string(ranks));
     const std::string trace = dir / ("trace" + std::to_string(ranks));
     ExpectSucceeded(RunAngiotrain({"train", "--config", config, "--set", "output.dir=" + out}, ranks, 120,
-                                  {"ANGIOTRAIN_TRACE_BATCHES=" + trace}));
+                                  {"ANGIOTRAIN_TRACE_EVENTS=" + trace}));
 
     // The validation patients, as the run reports them.
     CsvTable predictions = ReadCsv(out + "/validation_predictions.csv");

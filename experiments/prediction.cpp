@@ -1,0 +1,70 @@
+// Prediction from a checkpoint (see prediction.h).
+#include "experiments/prediction.h"
+
+#include <filesystem>
+#include <map>
+
+#include "core/error.h"
+#include "datasets/ingest.h"
+#include "datasets/volume_file.h"
+#include "distributed/communicator_factory.h"
+#include "distributed/process_context.h"
+#include "experiments/checkpoint.h"
+#include "experiments/submission.h"
+#include "experiments/task_model.h"
+#include "experiments/threshold_rule.h"
+#include "experiments/validation.h"
+
+namespace angiotrain {
+
+int64_t Predict(const PredictOptions& options, MPI_Comm comm_handle) {
+  const auto rule = ThresholdRule::Parse(options.threshold);
+  const auto context = ProcessContext::Create(comm_handle, DeviceRequest::kCpu);
+  auto comm = MakeCommunicator(context, {});
+  if (context.world_size > 1) torch::set_num_threads(1);
+  auto loaded = LoadCheckpoint(options.checkpoint);
+  const Task task = ParseTask(loaded.config.model.task);
+
+  std::string volume = options.input;
+  std::string temporary;
+  if (std::filesystem::is_directory(options.input)) {
+    // A K-ium folder: ingest it at the model's resolution into a volume next to the output.
+#ifndef ANGIOTRAIN_WITH_OPENCV
+    throw Error(options.input + ": is a folder, but this build has no image decoding (OpenCV); "
+                "give a volume file made by angiotrain ingest");
+#else
+    temporary = options.out + ".input.h5";
+    IngestOptions ingest;
+    ingest.input_dir = options.input;
+    ingest.labels_csv = options.template_path;
+    ingest.out_path = temporary;
+    ingest.resolution = loaded.resolution;
+    ingest.progress = false;
+    IngestKiumFolder(ingest, context.comm);
+    volume = temporary;
+#endif
+  }
+  int64_t patients = 0;
+  {
+    VolumeReader reader(volume, context.comm);
+    if (reader.resolution() != loaded.resolution)
+      throw CollectiveError(volume + ": resolution " + std::to_string(reader.resolution()) + ", but the model in " +
+                            options.checkpoint + " was trained at " + std::to_string(loaded.resolution));
+    std::vector<int64_t> rows(reader.rows());
+    for (int64_t i = 0; i < reader.rows(); ++i) rows[i] = i;
+    auto gathered = ForwardShards(loaded.model, reader, rows, *comm, options.batch_size, TaskOutputs(task),
+                                  torch::kCPU, std::nullopt);
+    if (context.is_root()) {
+      const auto scored = TaskPredictions(gathered.logits, task);
+      std::map<int32_t, PatientPrediction> predictions;
+      for (size_t i = 0; i < gathered.rows.size(); ++i) predictions[reader.index()[gathered.rows[i]]] = scored[i];
+      WriteSubmission(options.template_path, options.out, predictions, rule);
+      patients = static_cast<int64_t>(predictions.size());
+    }
+  }
+  comm->Barrier();
+  if (!temporary.empty() && context.is_root()) std::filesystem::remove(temporary);
+  return patients;
+}
+
+}  // namespace angiotrain
