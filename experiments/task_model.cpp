@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "datasets/kium_schema.h"
+#include "models/autocast.h"
+#include "models/weight_import.h"
 
 namespace angiotrain {
 
@@ -18,6 +20,28 @@ EfficientNet BuildModel(const TrainConfig& config, int resolution) {
   mc.in_channels = kNumViews;
   mc.num_outputs = TaskOutputs(ParseTask(config.model.task));
   return EfficientNet(mc);
+}
+
+EfficientNet PrepareModel(const TrainConfig& config, int resolution, torch::Device device, bool import_weights) {
+  EfficientNet model = BuildModel(config, resolution);
+  if (import_weights && !config.model.init.empty()) InitializeModel(model, config.model.init);
+  model->to(device);
+  if (device.is_cuda()) ToChannelsLast(*model);
+  return model;
+}
+
+std::optional<torch::ScalarType> TaskPrecision(const TrainConfig& config, torch::Device device) {
+  return ParsePrecision(config.train.precision, device);
+}
+
+torch::Tensor TaskForward(EfficientNet& model, const torch::Tensor& images, std::optional<torch::ScalarType> precision) {
+  const auto x = images.is_cuda() ? images.contiguous(torch::MemoryFormat::ChannelsLast) : images;
+  torch::Tensor logits;
+  {
+    AutocastScope amp(images.device().type(), precision);
+    logits = model->forward(x);
+  }
+  return logits.to(torch::kFloat);
 }
 
 torch::Tensor TaskTargets(const torch::Tensor& aneurysm, const torch::Tensor& locations, Task task) {

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "experiments/submission.h"
@@ -17,6 +18,15 @@ namespace angiotrain {
 
 // The network the config describes, for images of the 8 views at `resolution`.
 EfficientNet BuildModel(const TrainConfig& config, int resolution);
+// BuildModel, then (when `import_weights`) model.init's weights, moved to `device`
+// (channels_last on CUDA).
+EfficientNet PrepareModel(const TrainConfig& config, int resolution, torch::Device device, bool import_weights);
+
+// The autocast dtype of train.precision on `device` (nullopt: fp32).
+std::optional<torch::ScalarType> TaskPrecision(const TrainConfig& config, torch::Device device);
+// The model's logits for `images` (already on the model's device) as float32, the forward pass
+// under autocast at `precision`.
+torch::Tensor TaskForward(EfficientNet& model, const torch::Tensor& images, std::optional<torch::ScalarType> precision);
 
 // Targets [N, TaskOutputs(task)] in the logits' column order, from the Aneurysm labels [N] and
 // the location labels [N, 21] (float 0/1).

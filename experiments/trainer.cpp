@@ -20,8 +20,6 @@
 #include "experiments/task_model.h"
 #include "experiments/training_observers.h"
 #include "experiments/validation.h"
-#include "models/autocast.h"
-#include "models/weight_import.h"
 
 namespace angiotrain {
 namespace {
@@ -72,10 +70,7 @@ Trainer::Trainer(const TrainConfig& config, const ProcessContext& context)
                           " training rows, fewer than the " + std::to_string(world) + " ranks");
 
   torch::manual_seed(static_cast<uint64_t>(config_.train.seed));
-  model_ = BuildModel(config_, reader_->resolution());
-  if (!config_.model.init.empty() && context_.is_root()) InitializeModel(model_, config_.model.init);
-  model_->to(context_.device);
-  if (context_.device.is_cuda()) ToChannelsLast(*model_);
+  model_ = PrepareModel(config_, reader_->resolution(), context_.device, context_.is_root());
   BroadcastModuleState(*model_, *comm_);
   optimizer_ = MakeOptimizer(config_, model_->parameters());
 
@@ -116,7 +111,7 @@ Trainer::Trainer(const TrainConfig& config, const ProcessContext& context)
   reducer_ = std::make_unique<GradientReducer>(model_->parameters(), *comm_, reducer_options);
   pos_weight_ = TaskPosWeight(config_, task_);
   if (pos_weight_.defined()) pos_weight_ = pos_weight_.to(context_.device);
-  precision_ = ParsePrecision(config_.train.precision, context_.device);
+  precision_ = TaskPrecision(config_, context_.device);
 
   if (context_.is_root()) {
     std::filesystem::create_directories(dir);
@@ -166,15 +161,9 @@ bool Trainer::RunEpoch(int64_t epoch, int64_t first_step, EpochRecord& record) {
     if (!prefetcher.Next(&batch)) throw Error("trainer: the prefetcher ran out of batches");
     torch::manual_seed(StepSeed(config_.train.seed, g, rank));
     auto images = batch.images.to(context_.device);
-    if (context_.device.is_cuda()) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
     auto targets = TaskTargets(batch.aneurysm, batch.locations, task_).to(context_.device);
     optimizer_->zero_grad();
-    torch::Tensor logits;
-    {
-      AutocastScope amp(context_.device.type(), precision_);
-      logits = model_->forward(images);
-    }
-    logits = logits.to(torch::kFloat);
+    const auto logits = TaskForward(model_, images, precision_);
     auto loss = BceWithLogitsLoss(logits, targets, pos_weight_);
     if (InjectedFault("loss", rank, g) == FaultAction::kNan) loss = loss * std::numeric_limits<float>::quiet_NaN();
     loss.backward();

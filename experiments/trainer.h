@@ -46,11 +46,10 @@
 #include "distributed/gradient_reducer.h"
 #include "distributed/process_context.h"
 #include "experiments/data_split.h"
+#include "experiments/task_model.h"
 #include "experiments/threshold_rule.h"
 #include "experiments/train_config.h"
 #include "experiments/training_records.h"
-#include "models/efficientnet.h"
-#include "models/heads.h"
 
 namespace angiotrain {
 

@@ -9,7 +9,6 @@
 #include "distributed/distributed_sampler.h"
 #include "experiments/metrics.h"
 #include "experiments/task_model.h"
-#include "models/autocast.h"
 
 namespace angiotrain {
 
@@ -33,10 +32,7 @@ GatheredLogits ForwardShards(EfficientNet& model, VolumeReader& reader, const st
     BatchPrefetcher prefetcher(&reader, batches, 2);
     VolumeBatch batch;
     while (prefetcher.Next(&batch)) {
-      auto x = batch.images.to(device);
-      if (device.is_cuda()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-      AutocastScope amp(device.type(), precision);
-      logits.push_back(model->forward(x).to(torch::kCPU, torch::kFloat));
+      logits.push_back(TaskForward(model, batch.images.to(device), precision).to(torch::kCPU));
       local_rows.insert(local_rows.end(), batch.rows.begin(), batch.rows.end());
     }
   }

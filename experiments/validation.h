@@ -12,8 +12,7 @@
 #include "distributed/communicator.h"
 #include "experiments/threshold_rule.h"
 #include "experiments/training_records.h"
-#include "models/efficientnet.h"
-#include "models/heads.h"
+#include "experiments/task_model.h"
 
 namespace angiotrain {
 
