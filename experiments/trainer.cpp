@@ -34,10 +34,7 @@ void SetBatchNormEval(torch::nn::Module& module) {
 
 // The per-step generator seed: distinct per (seed, step, rank) so ranks drop different units.
 uint64_t StepSeed(int64_t seed, int64_t global_step, int rank) {
-  uint64_t x = static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(global_step) * 1000003ull +
-               static_cast<uint64_t>(rank) * 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 31;
-  return x & 0x7FFFFFFFFFFFFFFFull;
+  return MixSeed(MixSeed(static_cast<uint64_t>(seed), static_cast<uint64_t>(global_step)), static_cast<uint64_t>(rank));
 }
 
 std::atomic<bool> stop_signalled{false};
