@@ -15,6 +15,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/path_checks.h"
 #include "core/progress.h"
 #include "datasets/kium_schema.h"
 #include "datasets/label_table.h"
@@ -92,6 +93,39 @@ std::vector<std::string> AllGatherStrings(MPI_Comm comm, const std::vector<std::
   return out;
 }
 
+// Where a JPEG ends: the offset just past its end-of-image marker (FF D9), or 0 when the file
+// ends before it (truncated), or npos when the marker structure is broken (left to the decoder,
+// which calls it corrupt). Walks the marker segments and each scan's entropy-coded data, where
+// FF is only ever followed by 00 (a stuffed byte) or a restart marker, so an FF D9 inside a
+// segment (an embedded EXIF thumbnail) is not taken for the end, and bytes after the real end
+// (padding some exporters append) do not hide it.
+size_t JpegEnd(const std::vector<uint8_t>& bytes) {
+  const size_t n = bytes.size();
+  size_t i = 2;  // after SOI
+  while (i + 1 < n) {
+    if (bytes[i] != 0xFF) return std::string::npos;
+    const uint8_t marker = bytes[i + 1];
+    if (marker == 0xFF) {  // fill byte before a marker
+      ++i;
+      continue;
+    }
+    if (marker == 0xD9) return i + 2;
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {  // no length field
+      i += 2;
+      continue;
+    }
+    if (i + 3 >= n) return 0;
+    const size_t length = (size_t(bytes[i + 2]) << 8) | bytes[i + 3];
+    if (length < 2) return std::string::npos;
+    i += 2 + length;
+    if (marker != 0xDA) continue;
+    // Start of scan: entropy-coded data up to the next marker that is not a restart marker.
+    while (i + 1 < n && !(bytes[i] == 0xFF && bytes[i + 1] != 0x00 && (bytes[i + 1] < 0xD0 || bytes[i + 1] > 0xD7)))
+      ++i;
+  }
+  return 0;
+}
+
 std::string DescribeProblems(const std::vector<Problem>& problems) {
   std::string m = problems.front().message;
   if (problems.size() > 1) m += " (and " + std::to_string(problems.size() - 1) + " more problem(s); --skip-bad ingests the good patients)";
@@ -100,9 +134,8 @@ std::string DescribeProblems(const std::vector<Problem>& problems) {
 
 // Reads the labels and lists the view files; every problem found is a Problem (collected, not
 // thrown, so --skip-bad can leave those patients out).
-std::vector<PatientEntry> ScanFolder(const IngestOptions& o, std::vector<Problem>* problems) {
-  std::error_code ec;
-  if (!fs::is_directory(o.input_dir, ec)) throw CollectiveError(o.input_dir + ": input folder does not exist");
+// Sets `every_label_zero` when the label file has rows and all their labels are 0.
+std::vector<PatientEntry> ScanFolder(const IngestOptions& o, std::vector<Problem>* problems, bool* every_label_zero) {
   std::map<int64_t, std::array<std::string, kNumViews>> files;
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(o.input_dir)) {
@@ -136,6 +169,11 @@ std::vector<PatientEntry> ScanFolder(const IngestOptions& o, std::vector<Problem
     } catch (const Error& e) {
       throw CollectiveError(e.what());
     }
+    auto any_label = [](const PatientLabels& p) {
+      return p.aneurysm != 0 || std::any_of(p.locations.begin(), p.locations.end(), [](uint8_t l) { return l != 0; });
+    };
+    *every_label_zero =
+        !table.patients.empty() && std::none_of(table.patients.begin(), table.patients.end(), any_label);
     for (const auto& labels : table.patients) {
       PatientEntry p;
       p.labels = labels;
@@ -198,15 +236,10 @@ std::string DecodeView(const std::string& path, int resolution, uint8_t* out) {
   const bool jpeg = bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8;
   if (jpeg) {
     // libjpeg decodes a truncated file with a grey fill and only a warning: require the
-    // end-of-image marker (allowing a little padding after it).
-    bool eoi = false;
-    for (size_t i = bytes.size() >= 2 ? bytes.size() - 2 : 0, n = 0; n < 64 && i > 0; --i, ++n) {
-      if (bytes[i] == 0xFF && bytes[i + 1] == 0xD9) {
-        eoi = true;
-        break;
-      }
-    }
-    if (!eoi) return "truncated JPEG (no end-of-image marker)";
+    // end-of-image marker. Bytes after it are ignored.
+    const size_t end = JpegEnd(bytes);
+    if (end == 0) return "truncated JPEG (no end-of-image marker)";
+    if (end != std::string::npos) bytes.resize(end);
     // Find the frame size in the SOF header to decode directly at 1/d scale (DCT scaling skips
     // the full inverse DCT). Only when both sides are multiples of d*R: then every output pixel
     // is the mean of whole d x d blocks, and the result is the area resize of the full-size
@@ -255,10 +288,17 @@ IngestSummary IngestKiumFolder(const IngestOptions& o, MPI_Comm comm) {
   if (o.resolution < 8 || o.resolution > 4096) {
     throw CollectiveError("--resolution " + std::to_string(o.resolution) + " is out of range (8..4096)");
   }
+  // Before reading anything: the inputs are of the right kind, and no output replaces one.
+  RequireFolder(o.input_dir, "a folder of K-ium views ({Index}{View}.jpg)");
+  if (!o.labels_csv.empty()) RequireFile(o.labels_csv, "a label CSV (train.csv)");
+  const std::string skip_report = o.skip_report.empty() ? o.out_path + ".skipped.csv" : o.skip_report;
+  RefuseOutputOverInput(o.out_path, {o.input_dir, o.labels_csv});
+  if (o.skip_bad) RefuseOutputOverInput(skip_report, {o.input_dir, o.labels_csv});
   cv::setNumThreads(1);  // one rank per core
 
+  IngestSummary summary;
   std::vector<Problem> problems;
-  std::vector<PatientEntry> patients = ScanFolder(o, &problems);
+  std::vector<PatientEntry> patients = ScanFolder(o, &problems, &summary.every_label_zero);
   if (!problems.empty() && !o.skip_bad) throw CollectiveError(DescribeProblems(problems));
   if (patients.empty() && problems.empty()) throw CollectiveError(o.input_dir + ": no {Index}{View}.jpg images found");
 
@@ -329,11 +369,10 @@ IngestSummary IngestKiumFolder(const IngestOptions& o, MPI_Comm comm) {
   writer.Commit(written, static_cast<int64_t>(problems.size()));
   progress.Finish();
 
-  IngestSummary summary;
   summary.patients = written;
   summary.skipped = static_cast<int64_t>(problems.size());
   if (o.skip_bad && !problems.empty()) {
-    summary.skip_report = o.skip_report.empty() ? o.out_path + ".skipped.csv" : o.skip_report;
+    summary.skip_report = skip_report;
     if (rank == 0) {
       std::ostringstream s;
       s << "Index,reason\n";

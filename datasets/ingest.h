@@ -12,7 +12,7 @@ namespace angiotrain {
 
 struct IngestOptions {
   std::string input_dir;    // e.g. DIR/train_set: {Index}{View}.jpg files
-  std::string labels_csv;   // train.csv / test.csv; empty: no labels, patients from file names
+  std::string labels_csv;   // train.csv; empty: no labels, patients from file names (a test set)
   std::string out_path;     // volume.h5
   int resolution = 256;     // R: images are stored R x R
   bool skip_bad = false;    // leave bad patients out (with a report) instead of failing
@@ -26,10 +26,14 @@ struct IngestSummary {
   int64_t skipped = 0;
   double seconds = 0;
   std::string skip_report;  // path, when written
+  // Labels were given and every one is 0 (Aneurysm and all locations): a submission template
+  // such as K-ium's test.csv, not labels. The command warns; the volume still claims labels.
+  bool every_label_zero = false;
 };
 
 // Throws CollectiveError (the same on every rank) naming the file and the problem; a failed
-// ingest leaves no output file and never replaces an existing one.
+// ingest leaves no output file and never replaces an existing one. An output (the volume or the
+// skip report) that is an input or lies inside the input folder is refused before anything is read.
 IngestSummary IngestKiumFolder(const IngestOptions& options, MPI_Comm comm);
 
 // Decodes one view to 8-bit grayscale R x R into `out` (R*R bytes). Returns "" on success or

@@ -15,7 +15,8 @@ void AddIngestCommand(CLI::App& app) {
                 "under mpirun each rank decodes its share and writes its rows (parallel HDF5)");
   cmd->add_option("--input", options->input_dir, "Folder of view images, e.g. DIR/train_set")->required();
   cmd->add_option("--labels", options->labels_csv,
-                  "Label CSV (train.csv / test.csv); without it the file has no labels");
+                  "Label CSV (train.csv); without it the file has no labels, as for a test set (its test.csv is a "
+                  "template whose labels are all 0)");
   cmd->add_option("--out", options->out_path, "Volume file to write (written atomically)")->required();
   cmd->add_option("--resolution", options->resolution, "Stored size R of each view (R x R)")
       ->default_val(256);
@@ -40,6 +41,13 @@ void AddIngestCommand(CLI::App& app) {
       if (s.skipped > 0) {
         std::printf("skipped %lld patient(s); reasons in %s\n", static_cast<long long>(s.skipped),
                     s.skip_report.c_str());
+      }
+      if (s.every_label_zero) {
+        std::fflush(stdout);
+        std::fprintf(stderr,
+                     "angiotrain: warning: %s: every label is 0 (Aneurysm and all 21 locations), as in a submission "
+                     "template such as K-ium's test.csv; %s holds them as labels. Ingest a test set without --labels\n",
+                     options->labels_csv.c_str(), options->out_path.c_str());
       }
     }
   });

@@ -14,6 +14,11 @@ struct KiumFixture {
   std::string dir;     // folder with {Index}{View}.jpg
   std::string labels;  // dir/train.csv
   std::vector<PatientLabels> patients;
+
+  // The path of one view, e.g. View(1003, "LV-B") = dir/1003LV-B.jpg.
+  std::string View(int32_t index, const std::string& view) const {
+    return dir + "/" + std::to_string(index) + view + ".jpg";
+  }
 };
 
 // Writes `patients` patients (indices 1000, 1001, ...) with size x size grayscale JPEGs.

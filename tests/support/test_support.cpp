@@ -130,4 +130,10 @@ std::vector<std::string> ListDir(const std::string& dir) {
   return names;
 }
 
+size_t CountOccurrences(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
 }  // namespace angiotrain::testing

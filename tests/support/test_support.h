@@ -42,5 +42,7 @@ std::vector<std::string> MpirunPrefix(int ranks);
 bool FileExists(const std::string& path);
 // Lists the names in a folder (no . and ..).
 std::vector<std::string> ListDir(const std::string& dir);
+// How many times `part` occurs in `text` (a message printed once, not once per rank).
+size_t CountOccurrences(const std::string& text, const std::string& part);
 
 }  // namespace angiotrain::testing
