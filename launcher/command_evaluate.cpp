@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/path_checks.h"
 #include "experiments/evaluation.h"
 #include "launcher/commands.h"
 
@@ -19,6 +20,11 @@ struct EvaluateOptions {
 };
 
 void RunEvaluate(const EvaluateOptions& o) {
+  // Checked on every rank, so that every rank fails alike.
+  RequireFile(o.pred, "a submission CSV (output.csv)");
+  RequireFile(o.truth, "a label CSV (groundtruth.csv)");
+  if (!o.probabilities.empty()) RequireFile(o.probabilities, "a probabilities CSV (output.probabilities.csv)");
+  RefuseOutputOverInput(o.json_path, {o.pred, o.truth, o.probabilities});
   // A single-process command; under mpirun only rank 0 reads, scores and prints.
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "core/path_checks.h"
 #include "experiments/submission.h"
 #include "experiments/prediction.h"
 #include "launcher/commands.h"
@@ -25,6 +26,10 @@ void AddPredictCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "Patients per forward pass")->capture_default_str();
   cmd->callback([o] {
+    RequireFile(o->checkpoint, "a checkpoint written by train (last.pt)");
+    RequireFile(o->template_path, "a submission template CSV (test.csv)");
+    for (const std::string& output : {o->out, ProbabilitiesPathFor(o->out)})
+      RefuseOutputOverInput(output, {o->checkpoint, o->input, o->template_path});
     const int64_t n = Predict(*o, MPI_COMM_WORLD);
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);

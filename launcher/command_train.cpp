@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/path_checks.h"
 #include "experiments/train_config.h"
 #include "experiments/trainer.h"
 #include "launcher/commands.h"
@@ -20,6 +21,7 @@ struct TrainOptions {
 };
 
 void RunTrain(const TrainOptions& o) {
+  RequireFile(o.config_path, "a TOML file");
   TrainConfig config = LoadTrainConfig(o.config_path);
   for (const auto& assignment : o.overrides) ApplyOverride(config, assignment);
   if (o.resume) config.train.resume = true;

@@ -1,9 +1,15 @@
 // angiotrain: the one binary. Sets up MPI (every command may run under mpirun/srun), parses the
 // subcommand, and turns any angiotrain::Error into "angiotrain: error: MESSAGE" and exit 1.
+//
+// Under mpirun, a failure every rank meets alike (a command-line error, a CollectiveError) is
+// printed by rank 0 only and every rank leaves through MPI_Finalize with the same status; any
+// other failure is printed by the rank that met it and ends the job with MPI_Abort, so no rank
+// is left waiting in a collective.
 #include <mpi.h>
 
 #include <cstdio>
 #include <exception>
+#include <ostream>
 
 #include "core/allocator.h"
 #include "core/error.h"
@@ -36,7 +42,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    code = app.exit(e);
+    // The same arguments on every rank: the same error (or --help) everywhere. Rank 0 prints it.
+    std::ostream discard(nullptr);
+    code = rank == 0 ? app.exit(e) : app.exit(e, discard, discard);
+    MPI_Finalize();
+    return code;
   } catch (const angiotrain::CollectiveError& e) {
     // Every rank raised it: one message, and a clean exit on all ranks.
     if (rank == 0) std::fprintf(stderr, "angiotrain: error: %s\n", e.what());
