@@ -32,8 +32,9 @@ step "synth: $PATIENTS train + $TEST_PATIENTS test phantom patients ($SYNTH_OPTI
 step "ingest at ${RESOLUTION}px on $RANKS ranks"
 "${MPIRUN[@]}" "$BIN" ingest --input "$OUT/data/train_set" --labels "$OUT/data/train_set/train.csv" \
   --out "$OUT/train.h5" --resolution "$RESOLUTION"
-"${MPIRUN[@]}" "$BIN" ingest --input "$OUT/data/test_set" --labels "$OUT/data/test_set/test.csv" \
-  --out "$OUT/test.h5" --resolution "$RESOLUTION"
+# The test set without labels: test.csv is the submission template (its label columns are all
+# 0); the truth, groundtruth.csv, is only for evaluate.
+"${MPIRUN[@]}" "$BIN" ingest --input "$OUT/data/test_set" --out "$OUT/test.h5" --resolution "$RESOLUTION"
 
 step "train on $RANKS ranks (experiments/configs/quickstart.toml)"
 start=$(now)
