@@ -15,5 +15,8 @@ void AddTrainCommand(CLI::App& app);
 void AddPredictCommand(CLI::App& app);
 void AddEvaluateCommand(CLI::App& app);
 void AddModelCommand(CLI::App& app);
+void AddExportCommand(CLI::App& app);
+void AddReportCommand(CLI::App& app);
+void AddExplainCommand(CLI::App& app);  // needs OpenCV (drawing)
 
 }  // namespace angiotrain

@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   angiotrain::AddPredictCommand(app);
   angiotrain::AddEvaluateCommand(app);
   angiotrain::AddModelCommand(app);
+  angiotrain::AddExportCommand(app);
 
   int code = 0;
   try {

@@ -44,15 +44,9 @@ PyRef Make(PyValue::Kind kind) {
 }
 
 c10::ScalarType StorageDtype(const std::string& global, const std::string& path) {
-  static const std::map<std::string, c10::ScalarType> types = {
-      {"torch.FloatStorage", torch::kFloat},   {"torch.DoubleStorage", torch::kDouble},
-      {"torch.HalfStorage", torch::kHalf},     {"torch.BFloat16Storage", torch::kBFloat16},
-      {"torch.LongStorage", torch::kLong},     {"torch.IntStorage", torch::kInt},
-      {"torch.ShortStorage", torch::kShort},   {"torch.CharStorage", torch::kChar},
-      {"torch.ByteStorage", torch::kByte},     {"torch.BoolStorage", torch::kBool}};
-  auto it = types.find(global);
-  if (it == types.end()) throw FileError(path, "unsupported storage type " + global);
-  return it->second;
+  for (const auto& [name, dtype] : TorchStorageTypes())
+    if (name == global) return dtype;
+  throw FileError(path, "unsupported storage type " + global);
 }
 
 class StateDictReader {
@@ -344,6 +338,16 @@ class StateDictReader {
 };
 
 }  // namespace
+
+const std::vector<std::pair<std::string, c10::ScalarType>>& TorchStorageTypes() {
+  static const std::vector<std::pair<std::string, c10::ScalarType>> types = {
+      {"torch.FloatStorage", torch::kFloat},   {"torch.DoubleStorage", torch::kDouble},
+      {"torch.HalfStorage", torch::kHalf},     {"torch.BFloat16Storage", torch::kBFloat16},
+      {"torch.LongStorage", torch::kLong},     {"torch.IntStorage", torch::kInt},
+      {"torch.ShortStorage", torch::kShort},   {"torch.CharStorage", torch::kChar},
+      {"torch.ByteStorage", torch::kByte},     {"torch.BoolStorage", torch::kBool}};
+  return types;
+}
 
 StateDict ReadTorchStateDict(const std::string& path) {
   return StateDictReader(path).Read();

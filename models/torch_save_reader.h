@@ -24,6 +24,10 @@ namespace angiotrain {
 // Name -> tensor, in the file's order.
 using StateDict = std::vector<std::pair<std::string, torch::Tensor>>;
 
+// The storage classes of a torch.save pickle ("torch.FloatStorage") and their dtypes: what the
+// reader accepts and the writer (torch_save_writer.h) emits.
+const std::vector<std::pair<std::string, c10::ScalarType>>& TorchStorageTypes();
+
 // Reads the dict of tensors saved at `path`. Throws Error naming the file and the problem
 // (legacy format, unsupported object, truncated data, a value that is not a tensor).
 StateDict ReadTorchStateDict(const std::string& path);

@@ -1,0 +1,45 @@
+// Grad-CAM of an EfficientNet output (see grad_cam.h).
+#include "models/grad_cam.h"
+
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace angiotrain {
+
+GradCamResult ComputeGradCam(EfficientNet& model, const torch::Tensor& input, int column) {
+  if (input.dim() != 4 || input.size(0) != 1)
+    throw Error("Grad-CAM: expected one input [1, C, H, W], got " + c10::str(input.sizes()));
+  const int outputs = model->config().num_outputs;
+  if (column < 0 || column >= outputs)
+    throw Error("Grad-CAM: output " + std::to_string(column) + " is outside the model's " +
+                std::to_string(outputs) + " outputs");
+  model->eval();
+  torch::AutoGradMode grad_on(true);
+  // The forward pass of EfficientNetImpl::forward, split after the features so their gradient is
+  // reachable: features -> global average pool -> (dropout: identity in eval) -> linear.
+  const torch::Tensor activations = model->features()->forward(input);  // [1, K, h, w]
+  const torch::Tensor logits = model->classifier_linear()->forward(
+      torch::adaptive_avg_pool2d(activations, {1, 1}).flatten(1));
+  const torch::Tensor target = logits.index({0, column});
+  const torch::Tensor gradient = torch::autograd::grad({target}, {activations})[0];
+
+  torch::NoGradGuard no_grad;
+  const torch::Tensor alpha = gradient.mean({2, 3}, /*keepdim=*/true);  // [1, K, 1, 1]
+  const torch::Tensor coarse = torch::relu((alpha * activations).sum(1, /*keepdim=*/true));  // [1, 1, h, w]
+  namespace F = torch::nn::functional;
+  torch::Tensor map = F::interpolate(coarse, F::InterpolateFuncOptions()
+                                                 .size(std::vector<int64_t>{input.size(2), input.size(3)})
+                                                 .mode(torch::kBilinear)
+                                                 .align_corners(false));
+  const double peak = map.max().item<double>();
+  if (peak > 0) map = map / peak;
+  GradCamResult out;
+  out.coarse = coarse[0][0].to(torch::kCPU, torch::kFloat);
+  out.map = map[0][0].clamp(0, 1).to(torch::kCPU, torch::kFloat);
+  out.logit = target.item<double>();
+  return out;
+}
+
+}  // namespace angiotrain
