@@ -10,6 +10,7 @@
 #include "distributed/communicator_factory.h"
 #include "distributed/process_context.h"
 #include "experiments/checkpoint.h"
+#include "experiments/epoch_evidence.h"
 #include "experiments/submission.h"
 #include "experiments/task_model.h"
 #include "experiments/threshold_rule.h"
@@ -18,12 +19,26 @@
 namespace angiotrain {
 
 int64_t Predict(const PredictOptions& options, MPI_Comm comm_handle) {
-  const auto rule = ThresholdRule::Parse(options.threshold);
+  auto rule = ThresholdRule::Parse(options.threshold);
+  int64_t learnt_epoch = -1;
+  const std::string thresholds_path =
+      options.thresholds.empty() ? ThresholdsPathFor(options.checkpoint) : options.thresholds;
+  if (rule.learns()) {
+    if (!std::filesystem::exists(thresholds_path))
+      throw CollectiveError("--threshold " + rule.ToString() + " uses thresholds learnt on validation, and " +
+                            thresholds_path + " is missing (train writes them beside last.pt and best.pt; "
+                            "name another file with --thresholds)");
+    rule = WithLearntFromFile(rule, thresholds_path, &learnt_epoch);
+  }
   const auto context = ProcessContext::Create(comm_handle, DeviceRequest::kCpu);
   auto comm = MakeCommunicator(context, {});
   if (context.world_size > 1) torch::set_num_threads(1);
   auto loaded = LoadCheckpoint(options.checkpoint);
   const Task task = ParseTask(loaded.config.model.task);
+  if (learnt_epoch >= 0 && (loaded.epoch != learnt_epoch || loaded.step != 0))
+    throw CollectiveError(thresholds_path + ": thresholds learnt after epoch " + std::to_string(learnt_epoch) + ", but " +
+                          options.checkpoint + " holds the model at epoch " + std::to_string(loaded.epoch) + " step " +
+                          std::to_string(loaded.step));
 
   std::string volume = options.input;
   std::string temporary;

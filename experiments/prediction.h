@@ -16,6 +16,9 @@ struct PredictOptions {
   std::string template_path;  // test.csv: rows and column order of the submission
   std::string out;            // output.csv (the probabilities sidecar goes next to it)
   std::string threshold = "mean+1std";
+  // For a rule that learns (f1, youden, gate over them): the run's thresholds file; "": the one
+  // beside the checkpoint (experiments/epoch_evidence.h: last.pt -> last.thresholds.json).
+  std::string thresholds;
   int64_t batch_size = 16;
 };
 

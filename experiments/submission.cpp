@@ -131,7 +131,7 @@ void WriteSubmission(const std::string& template_path, const std::string& out_pa
     probabilities.push_back(it->second.locations);
     ordered.push_back(it->second);
   }
-  const std::vector<LocationFlags> flags = rule.Apply(probabilities);
+  const std::vector<LocationFlags> flags = rule.Apply(ThresholdInputs{aneurysm, probabilities});
 
   // Column c of the template holds location location_of[c] (-1: Index or Aneurysm).
   std::vector<int> location_of(csv.header.size(), -1);

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "distributed/communicator_factory.h"
 #include "distributed/process_context.h"
+#include "experiments/sweep_objective.h"
 #include "experiments/threshold_rule.h"
 #include "models/autocast.h"
 #include "models/heads.h"
@@ -50,6 +51,7 @@ std::vector<ConfigField> Fields(TrainConfig& c) {
       {"train.precision", &c.train.precision, true, ChoiceNames(PrecisionChoices())},
       {"train.resume", &c.train.resume, false},
       {"evaluation.threshold", &c.evaluation.threshold, false},
+      {"evaluation.objective", &c.evaluation.objective, false, ChoiceNames(ObjectiveChoices())},
       {"output.dir", &c.output.dir, false},
       {"output.checkpoint_every_steps", &c.output.checkpoint_every_steps, false},
   };

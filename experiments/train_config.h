@@ -57,6 +57,9 @@ struct TrainConfig {
   struct Evaluation {
     // How validation turns location probabilities into 0/1 (ThresholdRule::Parse forms).
     std::string threshold = "mean+1std";
+    // What picks the best epoch (best.pt) and ranks sweep trials: presence_auroc |
+    // location_auroc | kium | rsna (experiments/sweep_objective.h).
+    std::string objective = "presence_auroc";
   } evaluation;
   struct Output {
     std::string dir = "out/run";

@@ -154,4 +154,13 @@ std::unique_ptr<TrainingObserver> EventTraceFromEnvironment(int rank) {
   return std::make_unique<EventTrace>(std::string(prefix) + ".rank" + std::to_string(rank));
 }
 
+std::vector<std::unique_ptr<TrainingObserver>> StandardObservers(const TrainConfig& config, int rank) {
+  std::vector<std::unique_ptr<TrainingObserver>> observers;
+  observers.push_back(std::make_unique<ConsoleProgress>());
+  observers.push_back(std::make_unique<MetricsJsonlWriter>(config.output.dir + "/metrics.jsonl"));
+  observers.push_back(std::make_unique<ValidationPredictionsWriter>(config.output.dir + "/validation_predictions.csv"));
+  if (auto trace = EventTraceFromEnvironment(rank)) observers.push_back(std::move(trace));
+  return observers;
+}
+
 }  // namespace angiotrain

@@ -59,4 +59,9 @@ class ValidationPredictionsWriter : public TrainingObserver {
 // Returns nullptr when the variable is not set.
 std::unique_ptr<TrainingObserver> EventTraceFromEnvironment(int rank);
 
+// The observers above as every run has them (console, metrics.jsonl and
+// validation_predictions.csv in config.output.dir, the trace when asked for), owned: for code
+// that builds its own Trainer (a sweep trial, which needs the Trainer to prune it).
+std::vector<std::unique_ptr<TrainingObserver>> StandardObservers(const TrainConfig& config, int rank);
+
 }  // namespace angiotrain

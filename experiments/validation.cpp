@@ -76,7 +76,10 @@ ValidationRecord ScoreValidation(const GatheredLogits& g, const VolumeReader& re
       probs[i] = preds[i].locations;
       for (int k = 0; k < kNumLocations; ++k) truth[i][k] = reader.locations()[g.rows[i] * kNumLocations + k];
     }
-    v.locations = ScoreLocations(rule.Apply(probs), truth, probs);
+    // A rule that learns (f1, youden) is fitted on these predictions and graded on them.
+    ThresholdInputs inputs{scores, probs};
+    ThresholdLabels labelled{labels, truth};
+    v.locations = ScoreLocations(rule.Fit(inputs, labelled).Apply(inputs), truth, probs);
   }
 
   std::vector<size_t> order(n);

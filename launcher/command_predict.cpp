@@ -22,8 +22,12 @@ void AddPredictCommand(CLI::App& app) {
       ->required();
   cmd->add_option("--template", o->template_path, "test.csv: the patients and column order to write")->required();
   cmd->add_option("--out", o->out, "Submission CSV to write")->required();
-  cmd->add_option("--threshold", o->threshold, "Location rule: mean+1std (the seed's), mean+Kstd, fixed:T")
+  cmd->add_option("--threshold", o->threshold,
+                  "Location rule: mean+1std (the seed's), mean+Kstd, fixed:T, f1, youden, top:K, gate:RULE")
       ->capture_default_str();
+  cmd->add_option("--thresholds", o->thresholds,
+                  "For f1/youden (and gates over them): the thresholds learnt on validation (default: beside the "
+                  "checkpoint, e.g. out/run/best.thresholds.json for best.pt)");
   cmd->add_option("--batch-size", o->batch_size, "Patients per forward pass")->capture_default_str();
   cmd->callback([o] {
     RequireFile(o->checkpoint, "a checkpoint written by train (last.pt)");

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/path_checks.h"
+#include "experiments/epoch_evidence.h"
 #include "experiments/train_config.h"
 #include "experiments/trainer.h"
 #include "launcher/commands.h"
@@ -28,7 +29,12 @@ void RunTrain(const TrainOptions& o) {
   ValidateTrainConfig(config);
   const auto context = ProcessContext::Create(MPI_COMM_WORLD, ParseDeviceRequest(config.train.device));
   StopTrainingOnSignal(SIGUSR1);  // e.g. Slurm's warning signal: checkpoint at the next step and stop
-  const TrainSummary s = Train(config, context);
+  // Per-epoch validation evidence, thresholds learnt by f1/youden, best.pt (experiments/epoch_evidence.h).
+  EpochEvidenceWriter evidence(config.output.dir,
+                               context.is_root() ? LoadLabelsByIndex(config.data.volume) : LabelsByIndex{},
+                               *FindChoice(ObjectiveChoices(), config.evaluation.objective),
+                               ThresholdRule::Parse(config.evaluation.threshold));
+  const TrainSummary s = Train(config, context, {&evidence});
   if (!context.is_root()) return;
   if (s.steps_run == 0 && s.end == RunEnd::kCompleted)
     std::printf("train: nothing to do: %s already holds the end of all %lld epochs\n", s.checkpoint.c_str(),

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   angiotrain::AddTrainCommand(app);
   angiotrain::AddPredictCommand(app);
   angiotrain::AddEvaluateCommand(app);
+  angiotrain::AddSweepCommand(app);
   angiotrain::AddModelCommand(app);
   angiotrain::AddExportCommand(app);
 

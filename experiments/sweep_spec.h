@@ -1,0 +1,90 @@
+// A sweep file and its plan. The file (TOML) names a base training config, axes over config
+// keys, and how to search them; the plan turns it into trials (training runs), each evaluated
+// at one or more epoch counts under every threshold rule of the thresholds axis.
+//
+//   [sweep]
+//   method = "grid"              # grid | random | halving
+//   objective = "presence_auroc" # presence_auroc | location_auroc | kium | rsna
+//   dir = "out/sweep"            # the trial store (experiments/sweep_store.h)
+//   budget = 4                   # random (and halving, optionally): combinations drawn
+//   seed = 0                     # random: the draw
+//   eta = 2                      # halving: keep the best 1/eta at each rung
+//   base = "quickstart.toml"     # the base config, relative to this file; or a [base] table:
+//   [base.data]                  #   the train config schema inline (experiments/train_config.h)
+//   volume = "out/volume.h5"
+//   [axes]
+//   "train.lr" = [1e-3, 1e-4]    # any train config key (quoted or as a dotted key) but
+//   "train.epochs" = [2, 4, 6]   #   output.dir and train.resume
+//   thresholds = ["mean+1std", "fixed:0.5", "f1", "youden"]
+//
+// Free axes. thresholds never needs training: every rule is evaluated on the stored validation
+// predictions. train.epochs is free where the learning-rate schedule does not depend on the
+// total epoch count (train.schedule = constant, with or without warm-up): one trial trains to the
+// largest count and is evaluated at every listed count from its per-epoch evidence, which is
+// exactly what separate runs would give. Under cosine each count is a trial of its own.
+// Halving (sequential ASHA): trials run one after the other; the listed epoch counts are the
+// rungs, and at each rung but the last a trial continues only if its objective is within the
+// best ceil(n / eta) of the n trials (itself included) that have reached that rung, else it is
+// stopped there (pruned). It needs an epochs axis and a constant schedule.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "experiments/sweep_objective.h"
+#include "experiments/train_config.h"
+
+namespace angiotrain {
+
+enum class SweepMethod { kGrid, kRandom, kHalving };
+const ChoiceTable<SweepMethod>& SweepMethodChoices();
+
+struct SweepAxis {
+  std::string key;
+  std::vector<std::string> values;  // TOML text of each value ("0.001", "\"b1\"", "true")
+};
+
+struct SweepSpec {
+  std::string path;  // the sweep file
+  SweepMethod method = SweepMethod::kGrid;
+  Objective objective = Objective::kPresenceAuroc;
+  std::string dir;
+  int64_t budget = 0, seed = 0, eta = 2;
+  TrainConfig base;
+  std::vector<SweepAxis> axes;           // training axes, in key order (the last varies fastest)
+  std::vector<int64_t> epochs;           // the epochs axis, ascending; empty: base's train.epochs
+  std::vector<std::string> thresholds;   // canonical rules; empty: base's evaluation.threshold
+};
+
+// Reads and checks a sweep file, and checks the config of every trial it plans (so a bad value
+// stops the sweep before any training). Throws Error "PATH: key 'K': problem".
+SweepSpec LoadSweepSpec(const std::string& path);
+SweepSpec ParseSweepSpec(const std::string& text, const std::string& path);
+
+struct PlannedTrial {
+  int id = 0;
+  std::string name;  // "t0003": its folder under the store's trials/
+  std::vector<std::pair<std::string, std::string>> settings;  // training axis key -> value text
+  TrainConfig config;           // resolved: output.dir in the store, train.epochs what it trains to
+  std::vector<int64_t> epochs;  // the epoch counts it is evaluated at, ascending
+};
+
+struct SweepPlan {
+  std::vector<PlannedTrial> trials;
+  std::vector<std::string> thresholds;
+  std::vector<std::string> notes;  // e.g. why epochs are not free
+  int64_t combinations = 0;        // of the training axes (before a random draw)
+  int64_t Evaluations() const;     // result rows: sum over trials of epochs x thresholds
+  int64_t TrainedEpochs() const;   // sum of the trials' train.epochs (halving: at most)
+  int64_t SeparateEpochs() const;  // what training every (combination, epochs) apart would cost
+};
+
+SweepPlan PlanSweep(const SweepSpec& spec);
+// What `sweep plan` prints: the trials, their settings, the evaluations and the cost.
+std::string PlanText(const SweepSpec& spec, const SweepPlan& plan);
+// The plan as stored in the trial store (plan.json); a rerun must find the same.
+std::string PlanJson(const SweepSpec& spec, const SweepPlan& plan);
+
+}  // namespace angiotrain

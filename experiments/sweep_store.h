@@ -1,0 +1,89 @@
+// The trial store: everything a sweep keeps on disk, one folder per trial, so that a killed sweep
+// resumes, `sweep status` and reports read it without running anything, and a Slurm array can run
+// one trial per task. Every file is written atomically (core/atomic_file.h) by rank 0, except
+// log.txt, which is appended to.
+//
+//   DIR/sweep.toml          the sweep file as given (a copy)
+//   DIR/plan.json           the plan (PlanJson): method, objective, thresholds, and per trial its
+//                           name, settings, train_epochs, epochs evaluated and config hash; a rerun
+//                           with a different plan is refused
+//   DIR/results.csv         one row per evaluation (trial x epochs x threshold), ranked by the
+//   DIR/results.json        objective (ResultsCsv / ResultsJson below)
+//   DIR/trials/tNNNN/       one trial = one training run; its output.dir:
+//       config.toml         the resolved train config (written by the Trainer)
+//       status.json         {"state", "reason", "epochs_done", "seconds"}; state is pending,
+//                           running (or interrupted: a killed sweep leaves it so), completed,
+//                           pruned (halving stopped it at a rung) or failed (reason: the error)
+//       log.txt             start/resume, one line per epoch, the end, appended
+//       last.pt, best.pt    checkpoints (experiments/checkpoint.h; best by the objective)
+//       metrics.jsonl       per-epoch metrics (README "Training")
+//       validation/epoch_NNN.csv, validation/truth.csv, last.thresholds.json,
+//       best.thresholds.json, best.json      per-epoch evidence (experiments/epoch_evidence.h)
+//
+// Every evaluation is recomputed from the evidence files: a trial's figures at E epochs under
+// rule R are ScoreEvidence(validation/epoch_E.csv joined with truth.csv, R).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "experiments/sweep_objective.h"
+
+namespace angiotrain {
+
+struct TrialStatus {
+  std::string state = "pending";
+  std::string reason;
+  int64_t epochs_done = 0;
+  double seconds = 0;
+};
+TrialStatus ReadTrialStatus(const std::string& trial_dir);  // "pending" when there is none
+void WriteTrialStatus(const std::string& trial_dir, const TrialStatus& status);
+void AppendTrialLog(const std::string& trial_dir, const std::string& line);
+
+// The plan as read back from DIR/plan.json.
+struct StoredTrial {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> settings;
+  int64_t train_epochs = 0;
+  std::vector<int64_t> epochs;
+};
+struct StoredPlan {
+  Objective objective = Objective::kPresenceAuroc;
+  std::vector<std::string> thresholds;
+  std::vector<StoredTrial> trials;
+};
+StoredPlan ReadStoredPlan(const std::string& store_dir);
+std::string TrialDir(const std::string& store_dir, const std::string& trial_name);
+
+// A trial's objective at `epoch`: the best over `thresholds` (threshold-free objectives are the
+// same under all), nullopt when undefined or when that epoch has no evidence.
+std::optional<double> TrialObjectiveAt(const std::string& trial_dir, int64_t epoch,
+                                       const std::vector<std::string>& thresholds, Objective objective);
+
+struct ResultRow {
+  std::string trial;
+  std::vector<std::pair<std::string, std::string>> settings;
+  int64_t epochs = 0;       // 0 for a trial without evidence (failed, pending)
+  std::string threshold;
+  std::string state;
+  std::string reason;
+  std::optional<EvidenceScore> score;
+  std::optional<double> objective;
+};
+// Every evaluation of the store, ranked: best objective first, undefined and failed last, ties
+// in plan order.
+std::vector<ResultRow> CollectResults(const std::string& store_dir);
+std::string ResultsCsv(const std::vector<ResultRow>& rows);
+std::string ResultsJson(const std::vector<ResultRow>& rows, Objective objective);
+// The ranked table as printed (objective and figures with 4 decimals); at most `limit` rows (0: all).
+std::string ResultsTable(const std::vector<ResultRow>& rows, Objective objective, size_t limit = 0);
+// Writes results.csv and results.json into the store and returns the printed table.
+std::string WriteResults(const std::string& store_dir, size_t limit = 0);
+// One line per trial: name, state, epochs done, seconds, reason.
+std::string TrialsTable(const std::string& store_dir);
+
+}  // namespace angiotrain
