@@ -137,6 +137,7 @@ void Walk(const toml::table& table, const std::string& prefix, std::vector<Confi
     std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
     if (const toml::table* sub = node.as_table()) {
       if (!prefix.empty()) throw FileError(origin, "unknown key '" + key + "' (nested tables are not in the schema)");
+      if (key == "slurm") continue;  // [slurm]: its own schema, slurm/slurm_config.h (slurm submit)
       Walk(*sub, key, fields, origin);
       continue;
     }

@@ -15,6 +15,7 @@ void AddTrainCommand(CLI::App& app);
 void AddPredictCommand(CLI::App& app);
 void AddEvaluateCommand(CLI::App& app);
 void AddModelCommand(CLI::App& app);
+void AddSlurmCommand(CLI::App& app);
 void AddSweepCommand(CLI::App& app);
 void AddExportCommand(CLI::App& app);
 void AddReportCommand(CLI::App& app);

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   angiotrain::AddEvaluateCommand(app);
   angiotrain::AddSweepCommand(app);
   angiotrain::AddModelCommand(app);
+  angiotrain::AddSlurmCommand(app);
   angiotrain::AddExportCommand(app);
 
   int code = 0;
