@@ -7,6 +7,7 @@
 
 #include "core/path_checks.h"
 #include "experiments/epoch_evidence.h"
+#include "experiments/report_run.h"
 #include "experiments/train_config.h"
 #include "experiments/trainer.h"
 #include "launcher/commands.h"
@@ -43,6 +44,7 @@ void RunTrain(const TrainOptions& o) {
     std::printf("train: %s after %lld steps in %.1f s of training (%.1f samples/s), checkpoint %s\n",
                 RunEndName(s.end).c_str(), static_cast<long long>(s.steps_run), s.train_seconds,
                 s.samples_per_second, s.checkpoint.c_str());
+  WriteRunReportAfterTraining(config.output.dir);  // output.dir/report.html (experiments/report_run.h)
 }
 
 }  // namespace

@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
   angiotrain::AddModelCommand(app);
   angiotrain::AddSlurmCommand(app);
   angiotrain::AddExportCommand(app);
+  angiotrain::AddExplainCommand(app);
+  angiotrain::AddReportCommand(app);
 
   int code = 0;
   try {

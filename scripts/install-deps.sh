@@ -12,6 +12,7 @@ packages=(
   libtomlplusplus-dev prometheus-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   python3 python3-numpy python3-h5py python3-opencv python3-torch python3-torchvision python3-sklearn
+  libjs-chart.js chromium
   slurm-wlm munge  # tests/slurm: a single-node Slurm on loopback (slurmctld, slurmd, srun --mpi=pmix)
 )
 

@@ -1,0 +1,45 @@
+// `angiotrain report --run DIR`: one self-contained HTML page about a training run, read from the
+// run's files only (no training code): output.dir/config.toml, metrics.jsonl,
+// validation_predictions.csv and last.pt, and the labels of the volume it trained on.
+//
+// The page: the presence ROC curve with its AUROC and a bootstrap band (patients resampled),
+// precision-recall, training and validation curves per epoch, per-location AUROC, accuracy,
+// precision, recall and F1 next to the no-location baseline (chart and table), confusion counts
+// for the run's threshold rule and for the seed's (mean+1std), Grad-CAM figures of a few true
+// positives, false positives and false negatives of the validation set, and the configuration.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace angiotrain {
+
+struct RunReportOptions {
+  std::string run_dir;  // output.dir of a training run
+  std::string out;      // default: RUN/report.html
+  std::string volume;   // labels; default: data.volume of RUN/config.toml
+  int examples = 2;     // Grad-CAM figures per kind (true positive, false positive, false negative)
+  int bootstrap = 1000;  // resamples of the patients for the AUROC interval and the ROC band
+};
+
+struct RunReportSummary {
+  std::string path;              // the page written
+  long patients = 0;             // validation patients scored
+  std::optional<double> auroc;   // presence
+  int figures = 0;               // Grad-CAM figures included
+};
+
+// The report's default path for a run folder.
+std::string RunReportPath(const std::string& run_dir);
+
+// Reads the run and writes the page atomically. A run without validation predictions (no
+// validation split, or stopped before the first epoch ended) gets the curves and configuration
+// that exist and a note. Throws Error naming the file or key that is missing or unreadable.
+RunReportSummary WriteRunReport(const RunReportOptions& options);
+
+// At the end of `train` (rank 0): WriteRunReport with the defaults and one line saying where it
+// is. A failure is printed as a warning ("train: no report: ...") and not thrown: the training
+// itself succeeded and its files are intact.
+void WriteRunReportAfterTraining(const std::string& run_dir);
+
+}  // namespace angiotrain

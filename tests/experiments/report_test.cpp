@@ -1,0 +1,217 @@
+// Reports and explanations as a user meets them: the curves' arithmetic, `angiotrain train`
+// leaving report.html, the page opened in headless Chromium (no console error, no broken image or
+// link, every chart drawn; a screenshot kept under build/tests/report-screenshots/), the figures
+// on the page equal to the run's files, and `angiotrain explain` with its errors.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "datasets/volume_file.h"
+#include "experiments/metrics.h"
+#include "experiments/report_curves.h"
+#include "experiments/report_html.h"
+#include "experiments/submission.h"
+#include "tests/experiments/phantom_run.h"
+#include "tests/support/test_support.h"
+
+namespace angiotrain {
+namespace {
+
+using testing::CommandResult;
+using testing::RunAngiotrain;
+using testing::ScratchDir;
+
+TEST(ReportCurves, OperatingPointsAndAveragePrecisionMatchSklearnOnAWorkedExample) {
+  // sklearn: roc_curve -> fpr [0, 0, .5, .5, 1], tpr [0, .5, .5, 1, 1];
+  // average_precision_score -> 0.8333.
+  const std::vector<double> scores = {0.1, 0.4, 0.35, 0.8};
+  const std::vector<uint8_t> labels = {0, 0, 1, 1};
+  const auto points = OperatingPoints(scores, labels);
+  ASSERT_EQ(points.size(), 5u);
+  const double fpr[] = {0, 0, 0.5, 0.5, 1}, tpr[] = {0, 0.5, 0.5, 1, 1};
+  for (size_t k = 0; k < points.size(); ++k) {
+    EXPECT_DOUBLE_EQ(points[k].fpr, fpr[k]) << k;
+    EXPECT_DOUBLE_EQ(points[k].tpr, tpr[k]) << k;
+  }
+  EXPECT_NEAR(*AveragePrecision(points), 5.0 / 6.0, 1e-12);
+  EXPECT_TRUE(OperatingPoints({0.3, 0.4}, {1, 1}).empty());  // one class: no curve
+}
+
+TEST(ReportCurves, TiedScoresAreOnePoint) {
+  const auto points = OperatingPoints({0.5, 0.5, 0.5, 0.9}, {0, 1, 0, 1});
+  ASSERT_EQ(points.size(), 3u);
+  EXPECT_DOUBLE_EQ(points[2].fpr, 1.0);
+  EXPECT_DOUBLE_EQ(points[2].tpr, 1.0);
+  EXPECT_DOUBLE_EQ(points[1].tpr, 0.5);
+}
+
+TEST(ReportCurves, BootstrapIntervalHoldsTheAurocAndNarrowsWithMorePatients) {
+  std::vector<double> scores;
+  std::vector<uint8_t> labels;
+  for (int i = 0; i < 400; ++i) {
+    labels.push_back(i % 2);
+    scores.push_back((i % 2 ? 0.6 : 0.4) + 0.5 * std::sin(i * 12.9898));  // overlapping classes
+  }
+  const double auroc = *Auroc(scores, labels);
+  const auto band = BootstrapRoc(scores, labels, 300);
+  ASSERT_TRUE(band);
+  EXPECT_EQ(band->resamples, 300);
+  EXPECT_LT(band->auroc_low, auroc);
+  EXPECT_GT(band->auroc_high, auroc);
+  for (size_t g = 0; g < band->fpr.size(); ++g) EXPECT_LE(band->tpr_low[g], band->tpr_high[g]) << g;
+  const auto again = BootstrapRoc(scores, labels, 300);
+  EXPECT_EQ(again->auroc_low, band->auroc_low);  // seeded: the same page every time
+  std::vector<double> few_scores(scores.begin(), scores.begin() + 40);
+  std::vector<uint8_t> few_labels(labels.begin(), labels.begin() + 40);
+  const auto wide = BootstrapRoc(few_scores, few_labels, 300);
+  EXPECT_GT(wide->auroc_high - wide->auroc_low, band->auroc_high - band->auroc_low);
+}
+
+TEST(ReportHtml, EscapesTextAndEncodesBase64) {
+  EXPECT_EQ(HtmlEscape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+  EXPECT_EQ(Base64(""), "");
+  EXPECT_EQ(Base64("f"), "Zg==");
+  EXPECT_EQ(Base64("fo"), "Zm8=");
+  EXPECT_EQ(Base64("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(Base64(std::string("\xff\x00\x10", 3)), "/wAQ");
+}
+
+// Runs the browser check; `screenshot` is kept under build/tests/report-screenshots/.
+CommandResult OpenInChromium(const std::string& page, const std::string& screenshot, int min_charts, int min_images) {
+  std::filesystem::create_directories("report-screenshots");
+  return testing::RunCommand({ANGIOTRAIN_PYTHON,
+                              std::string(ANGIOTRAIN_SOURCE_DIR) + "/tests/experiments/report_browser_check.py", page,
+                              "report-screenshots/" + screenshot, "--min-charts", std::to_string(min_charts),
+                              "--min-images", std::to_string(min_images)},
+                             180);
+}
+
+// Finds `label` in a table row of the page and returns the number in the next cell.
+double TableNumber(const std::string& html, const std::string& label) {
+  std::smatch m;
+  if (!std::regex_search(html, m, std::regex("<td>" + label + "</td><td>([0-9.]+)"))) return -1;
+  return std::stod(m[1]);
+}
+
+class RunReport : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new ScratchDir();
+    testing::PhantomRunOptions o;
+    o.patients = 24;
+    o.epochs = 2;
+    o.synth_options = "--aneurysm-size 6,9 --contrast 3";
+    testing::MakePhantomRun(*dir_, o, &run_);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static ScratchDir* dir_;
+  static testing::PhantomRun run_;
+};
+ScratchDir* RunReport::dir_ = nullptr;
+testing::PhantomRun RunReport::run_;
+
+TEST_F(RunReport, TrainWritesThePageAndChromiumShowsItWithoutErrors) {
+  if (::testing::Test::HasFatalFailure()) return;
+  const std::string page = run_.run + "/report.html";
+  ASSERT_TRUE(testing::FileExists(page)) << "train did not leave report.html";
+  // 6 charts (ROC, PR, loss, validation figures, per-location scores and accuracy), Grad-CAM figures.
+  const CommandResult r = OpenInChromium(page, "run_report.png", 6, 1);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"problems\": []"), std::string::npos) << r.output;
+}
+
+TEST_F(RunReport, PageFiguresEqualTheRunsFiles) {
+  const std::string page = dir_->path() + "/again.html";
+  CommandResult r = RunAngiotrain({"report", "--run", run_.run, "--out", page, "--examples", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string html = ReadFile(page);
+  // The AUROC of validation_predictions.csv against the volume's labels.
+  VolumeReader volume(run_.volume, MPI_COMM_NULL);
+  std::map<int32_t, uint8_t> truth;
+  for (size_t i = 0; i < volume.index().size(); ++i) truth[volume.index()[i]] = volume.aneurysm()[i];
+  std::vector<double> scores;
+  std::vector<uint8_t> labels;
+  for (const auto& row : ReadProbabilities(run_.run + "/validation_predictions.csv")) {
+    scores.push_back(row.prediction.aneurysm);
+    labels.push_back(truth.at(row.index));
+  }
+  const auto auroc = Auroc(scores, labels);
+  ASSERT_TRUE(auroc) << "the validation split holds one class";
+  EXPECT_NEAR(TableNumber(html, "Aneurysm AUROC"), *auroc, 5e-4) << "page: " << page;
+  EXPECT_EQ(TableNumber(html, "validation patients"), static_cast<double>(scores.size()));
+  EXPECT_NE(html.find("seed&#39;s rule mean+1std"), std::string::npos);
+  EXPECT_NE(html.find("no-location baseline"), std::string::npos);
+  EXPECT_NE(html.find("[train]"), std::string::npos);  // the configuration
+  EXPECT_EQ(html.find("http://"), std::string::npos);  // nothing fetched from the network
+  EXPECT_EQ(html.find("<script src"), std::string::npos);
+  EXPECT_NE(html.find("data:image/png;base64,"), std::string::npos);
+}
+
+TEST_F(RunReport, NamesTheMissingVolumeAndTheMissingRunFolder) {
+  CommandResult r = RunAngiotrain({"report", "--run", run_.run, "--out", dir_->path() + "/x.html", "--volume",
+                                   dir_->path() + "/gone.h5"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("gone.h5: the volume with the validation labels is missing"), std::string::npos) << r.output;
+  r = RunAngiotrain({"report", "--run", dir_->path() + "/data"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("no config.toml"), std::string::npos) << r.output;
+}
+
+TEST_F(RunReport, ExplainWritesTheGridWithPredictsProbability) {
+  const std::string png = dir_->path() + "/explain.png";
+  CommandResult r = RunAngiotrain({"explain", "--checkpoint", run_.run + "/last.pt", "--input", run_.volume,
+                                   "--patient", "1003", "--out", png});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("presence p = ([0-9.]+)"))) << r.output;
+  const double explained = std::stod(m[1]);
+  r = RunAngiotrain({"predict", "--checkpoint", run_.run + "/last.pt", "--input", run_.volume, "--template",
+                     run_.data + "/train_set/train.csv", "--out", dir_->path() + "/p.csv"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  double predicted = -1;
+  for (const auto& row : ReadProbabilities(dir_->path() + "/p.probabilities.csv"))
+    if (row.index == 1003) predicted = row.prediction.aneurysm;
+  EXPECT_NEAR(explained, predicted, 1e-6);
+  // A 2 x 4 grid of 256-pixel panels under a title bar: 4*256 + 3*4 wide, 36 + 2*256 + 4 high.
+  const std::string bytes = ReadFile(png);
+  ASSERT_GT(bytes.size(), 24u);
+  EXPECT_EQ(bytes.substr(1, 3), "PNG");
+  auto be32 = [&](size_t at) {
+    return (static_cast<uint8_t>(bytes[at]) << 24) | (static_cast<uint8_t>(bytes[at + 1]) << 16) |
+           (static_cast<uint8_t>(bytes[at + 2]) << 8) | static_cast<uint8_t>(bytes[at + 3]);
+  };
+  EXPECT_EQ(be32(16), 4 * 256 + 3 * 4);
+  EXPECT_EQ(be32(20), 36 + 2 * 256 + 4);
+}
+
+TEST_F(RunReport, ExplainNamesAnUnknownPatientTargetAndAResolutionMismatch) {
+  const std::string png = dir_->path() + "/bad.png";
+  CommandResult r = RunAngiotrain({"explain", "--checkpoint", run_.run + "/last.pt", "--input", run_.volume,
+                                   "--patient", "99", "--out", png});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(run_.volume + ": no patient with Index 99 (it holds 24 patients, Index 1000 to 1023)"),
+            std::string::npos)
+      << r.output;
+  r = RunAngiotrain({"explain", "--checkpoint", run_.run + "/last.pt", "--input", run_.volume, "--patient", "1003",
+                     "--target", "L_NOSE", "--out", png});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--target 'L_NOSE': expected presence or a location"), std::string::npos) << r.output;
+  const std::string small = dir_->path() + "/small.h5";
+  r = RunAngiotrain({"ingest", "--input", run_.data + "/train_set", "--out", small, "--resolution", "32", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = RunAngiotrain({"explain", "--checkpoint", run_.run + "/last.pt", "--input", small, "--patient", "1003", "--out",
+                     png});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(small + ": resolution 32, but the model in " + run_.run + "/last.pt was trained at 64"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(testing::FileExists(png));
+}
+
+}  // namespace
+}  // namespace angiotrain
