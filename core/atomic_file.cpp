@@ -2,6 +2,7 @@
 #include "core/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -44,6 +45,22 @@ void AtomicOutput::Commit() {
     throw FileError(final_path_, std::string("cannot rename temporary file: ") + std::strerror(errno));
   }
   committed_ = true;
+}
+
+int RemoveStaleTemporaryFiles(const std::string& dir, const std::string& name) {
+  const std::string prefix = "." + name + ".tmp-";
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string file = entry.path().filename().string();
+    if (file.rfind(prefix, 0) != 0) continue;
+    const std::string pid_text = file.substr(prefix.size());
+    if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;  // still running (or not ours to judge)
+    if (fs::remove(entry.path(), ec)) ++removed;
+  }
+  return removed;
 }
 
 void WriteFileAtomically(const std::string& path, const std::string& contents) {

@@ -29,6 +29,10 @@ class AtomicOutput {
   bool committed_ = false;
 };
 
+// Removes the temporary files AtomicOutput left for `name` in `dir` (".NAME.tmp-PID") whose
+// process no longer runs: what a writer killed mid-write leaves behind. Returns how many.
+int RemoveStaleTemporaryFiles(const std::string& dir, const std::string& name);
+
 // Writes `contents` to `path` atomically.
 void WriteFileAtomically(const std::string& path, const std::string& contents);
 

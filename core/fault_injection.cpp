@@ -48,12 +48,14 @@ std::vector<Fault> ParseFaults(const char* text) {
   return faults;
 }
 
-const std::vector<Fault>& Faults() {
-  static const std::vector<Fault> faults = ParseFaults(std::getenv("ANGIOTRAIN_FAULT"));
+std::vector<Fault>& Faults() {
+  static std::vector<Fault> faults = ParseFaults(std::getenv("ANGIOTRAIN_FAULT"));
   return faults;
 }
 
 }  // namespace
+
+void SetFaultsForTesting(const std::string& spec) { Faults() = ParseFaults(spec.c_str()); }
 
 std::optional<FaultAction> InjectedFault(const std::string& point, int rank, int64_t step) {
   for (const auto& f : Faults())

@@ -23,6 +23,9 @@ enum class FaultAction { kKill, kError, kNan };
 // The action injected at `point` on `rank` (at `step` when the point has one), if any.
 std::optional<FaultAction> InjectedFault(const std::string& point, int rank, int64_t step = -1);
 
+// Replaces the faults read from ANGIOTRAIN_FAULT (in-process tests; "" clears them).
+void SetFaultsForTesting(const std::string& spec);
+
 // Fires the fault at `point` if one is injected there: kill -> SIGKILL of this process (after a
 // line on stderr), error -> throws Error naming the point. Returns the kNan action to the caller
 // (the only one it cannot carry out itself) as true.

@@ -4,11 +4,14 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <exception>
+#include <functional>
 #include <cstring>
 #include <memory>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/fault_injection.h"
 
 namespace angiotrain {
 namespace {
@@ -30,6 +33,8 @@ class Hid {
   Hid(const Hid&) = delete;
   Hid& operator=(const Hid&) = delete;
   hid_t get() const { return id_; }
+  // Forgets the identifier without closing it (see UnwindingFromAnError).
+  void release() { id_ = -1; }
   void reset(hid_t id = -1) {
     if (id_ >= 0) {
       switch (H5Iget_type(id_)) {
@@ -51,6 +56,12 @@ class Hid {
 };
 
 void QuietHdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+// Closing a file opened through MPI-IO is collective (MPI_File_close). A rank that unwinds from
+// an error of its own must not wait there for ranks that are elsewhere: it leaves its handles
+// open and reaches the launcher, whose MPI_Abort ends the job (HDF5 closes what is left at
+// MPI_Finalize when every rank failed alike).
+bool UnwindingFromAnError() { return std::uncaught_exceptions() > 0; }
 
 hid_t StringType() {
   hid_t t = H5Tcopy(H5T_C_S1);
@@ -234,7 +245,11 @@ VolumeWriter::VolumeWriter(const std::string& path, MPI_Comm comm, int64_t max_r
 
 // Without Commit(): closes the file (collectively: every rank must get here, which callers
 // ensure by agreeing on errors before unwinding) and removes the temporary file.
-VolumeWriter::~VolumeWriter() { delete h_; }
+VolumeWriter::~VolumeWriter() {
+  if (UnwindingFromAnError())
+    for (Hid* h : {&h_->dxpl, &h_->locations, &h_->aneurysm, &h_->index, &h_->images, &h_->file}) h->release();
+  delete h_;
+}
 
 void VolumeWriter::WriteRows(int64_t first_row, const std::vector<uint8_t>& images,
                              const std::vector<int32_t>& index, const std::vector<uint8_t>& aneurysm,
@@ -298,17 +313,16 @@ struct VolumeReader::Handles {
   Hid file, images;
 };
 
-VolumeReader::VolumeReader(const std::string& path, MPI_Comm comm) : path_(path), h_(new Handles) {
-  std::unique_ptr<Handles> guard(h_);
+void VolumeReader::Open(MPI_Comm comm) {
+  const std::string& path = path_;
+  auto* h = new Handles;
+  std::unique_ptr<Handles> guard(h);
   QuietHdf5();
-  if (H5Fis_hdf5(path.c_str()) <= 0) {
-    throw FileError(path, "is not an HDF5 file (or does not exist)");
-  }
   Hid fapl(H5Pcreate(H5P_FILE_ACCESS));
   if (comm != MPI_COMM_NULL) H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL);
-  h_->file.reset(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
-  if (h_->file.get() < 0) throw FileError(path, "cannot open the HDF5 file");
-  hid_t root = h_->file.get();
+  h->file.reset(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
+  if (h->file.get() < 0) throw FileError(path, "cannot open the HDF5 file");
+  hid_t root = h->file.get();
   if (H5Aexists(root, "format") <= 0 || ReadStringAttribute(root, "format", path) != kFormat) {
     throw FileError(path, "is not an angiotrain volume file (no format=\"angiotrain-volume\" attribute)");
   }
@@ -324,9 +338,9 @@ VolumeReader::VolumeReader(const std::string& path, MPI_Comm comm) : path_(path)
   provenance_.created = ReadStringAttribute(root, "created", path);
   provenance_.skipped = ReadInt64Attribute(root, "skipped", path);
 
-  h_->images.reset(H5Dopen2(root, "images", H5P_DEFAULT));
-  if (h_->images.get() < 0) throw FileError(path, "missing dataset /images");
-  Hid space(H5Dget_space(h_->images.get()));
+  h->images.reset(H5Dopen2(root, "images", H5P_DEFAULT));
+  if (h->images.get() < 0) throw FileError(path, "missing dataset /images");
+  Hid space(H5Dget_space(h->images.get()));
   hsize_t dims[4] = {0, 0, 0, 0};
   if (H5Sget_simple_extent_ndims(space.get()) != 4) throw FileError(path, "/images is not 4-dimensional");
   H5Sget_simple_extent_dims(space.get(), dims, nullptr);
@@ -352,10 +366,76 @@ VolumeReader::VolumeReader(const std::string& path, MPI_Comm comm) : path_(path)
     read_all("labels/aneurysm", H5T_NATIVE_UINT8, aneurysm_.data(), rows_);
     read_all("labels/locations", H5T_NATIVE_UINT8, locations_.data(), hsize_t(rows_) * kNumLocations);
   }
-  guard.release();
+  h_ = guard.release();
 }
 
-VolumeReader::~VolumeReader() { delete h_; }
+namespace {
+
+// Runs `step` on every rank of `comm` and agrees on the outcome: when any rank failed, the first
+// failing rank's message becomes every rank's CollectiveError (naming that rank), so it is
+// printed once and every rank exits cleanly. Collective (when comm is not MPI_COMM_NULL).
+void OnEveryRankOrNone(MPI_Comm comm, const std::function<void()>& step, const std::function<void()>& undo) {
+  std::string failure;
+  try {
+    step();
+  } catch (const Error& e) {
+    failure = e.what();
+  }
+  if (comm == MPI_COMM_NULL) {
+    if (!failure.empty()) throw Error(failure);
+    return;
+  }
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  int mine = failure.empty() ? size : rank, first = size;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+  if (first == size) return;
+  int length = static_cast<int>(failure.size());
+  MPI_Bcast(&length, 1, MPI_INT, first, comm);
+  failure.resize(static_cast<size_t>(length));
+  MPI_Bcast(failure.data(), length, MPI_CHAR, first, comm);
+  undo();
+  // Only a failure agreed by every rank of the job is a CollectiveError (the launcher prints it
+  // once and every rank exits cleanly); over a smaller communicator it is this rank's own.
+  int world = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  const std::string message =
+      first == 0 ? failure : "rank " + std::to_string(first) + " of " + std::to_string(size) + ": " + failure;
+  if (size < world) throw Error(message);
+  throw CollectiveError(message);
+}
+
+}  // namespace
+
+VolumeReader::VolumeReader(const std::string& path, MPI_Comm comm) : path_(path), h_(nullptr) {
+  // Every rank opens the same file. What can be checked alone is checked before the collective
+  // open (MPI_File_open), so no rank waits there for one that has already failed.
+  OnEveryRankOrNone(
+      comm,
+      [&] {
+        int world_rank = 0;
+        MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+        MaybeInjectFault("volume-open", world_rank);
+        if (H5Fis_hdf5(path.c_str()) <= 0) throw FileError(path, "is not an HDF5 file (or does not exist)");
+      },
+      [] {});
+  OnEveryRankOrNone(
+      comm, [&] { Open(comm); },
+      [&] {
+        delete h_;  // every rank is here: closing (collective) is safe
+        h_ = nullptr;
+      });
+}
+
+VolumeReader::~VolumeReader() {
+  if (!h_) return;
+  if (UnwindingFromAnError()) {
+    h_->images.release();
+    h_->file.release();
+  }
+  delete h_;
+}
 
 void VolumeReader::ReadImages(const std::vector<int64_t>& rows, std::vector<uint8_t>* out) {
   const size_t volume_bytes = size_t(kNumViews) * resolution_ * resolution_;

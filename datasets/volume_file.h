@@ -83,6 +83,7 @@ class VolumeReader {
 
  private:
   struct Handles;
+  void Open(MPI_Comm comm);
   std::string path_;
   int64_t rows_ = 0;
   int resolution_ = 0;

@@ -1,6 +1,7 @@
 // MpiCommunicator: collectives on CPU tensors with MPI, on a private duplicate communicator.
 #include "distributed/mpi_communicator.h"
 
+#include <exception>
 #include <climits>
 #include <cstring>
 
@@ -113,7 +114,9 @@ MpiCommunicator::MpiCommunicator(MPI_Comm comm, std::shared_ptr<CollectiveWatchd
 }
 
 MpiCommunicator::~MpiCommunicator() {
-  if (comm_ != MPI_COMM_NULL && !MpiFinalized()) MPI_Comm_free(&comm_);
+  // MPI_Comm_free is collective: a rank unwinding from its own error leaves the communicator to
+  // MPI_Abort instead of waiting for ranks that are elsewhere.
+  if (comm_ != MPI_COMM_NULL && !MpiFinalized() && std::uncaught_exceptions() == 0) MPI_Comm_free(&comm_);
 }
 
 uint64_t MpiCommunicator::Watch(const std::string& what) {

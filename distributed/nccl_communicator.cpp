@@ -2,6 +2,7 @@
 // Uses the CUDA runtime and NCCL C APIs only, so it builds against a CPU-only LibTorch.
 #include "distributed/nccl_communicator.h"
 
+#include <exception>
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
@@ -156,8 +157,10 @@ NcclCommunicator::NcclCommunicator(MPI_Comm comm, int device, std::shared_ptr<Co
 NcclCommunicator::~NcclCommunicator() {
   State& s = *state_;
   cudaSetDevice(s.device);
-  if (s.stream) cudaStreamSynchronize(s.stream);
-  if (s.nccl) ncclCommDestroy(s.nccl);
+  // A rank unwinding from its own error must not wait for the others: abort its operations.
+  const bool failing = std::uncaught_exceptions() > 0;
+  if (s.stream && !failing) cudaStreamSynchronize(s.stream);
+  if (s.nccl) failing ? ncclCommAbort(s.nccl) : ncclCommDestroy(s.nccl);
   if (s.stream) cudaStreamDestroy(s.stream);
 }
 

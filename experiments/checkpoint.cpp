@@ -7,12 +7,16 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/fault_injection.h"
+#include "experiments/optimization.h"
 #include "experiments/task_model.h"
 
 namespace angiotrain {
 namespace {
 
-constexpr const char* kCheckpointFormat = "angiotrain-checkpoint-1";
+// Format 2 keys the optimizer state by parameter position (optimization.h); format 1 (LibTorch's
+// own optimizer archive, keyed by tensor addresses) is still read for its weights.
+constexpr const char* kCheckpointFormat = "angiotrain-checkpoint-2";
+constexpr const char* kCheckpointFormat1 = "angiotrain-checkpoint-1";
 
 void LoadArchive(torch::serialize::InputArchive& archive, const std::string& path) {
   if (std::filesystem::is_directory(path)) throw FileError(path, "is a folder, expected a checkpoint file");
@@ -27,7 +31,8 @@ void LoadArchive(torch::serialize::InputArchive& archive, const std::string& pat
 CheckpointHeader ReadHeader(torch::serialize::InputArchive& archive, const std::string& path) {
   CheckpointHeader h;
   c10::IValue v;
-  if (!archive.try_read("format", v) || !v.isString() || v.toStringRef() != kCheckpointFormat)
+  if (!archive.try_read("format", v) || !v.isString() ||
+      (v.toStringRef() != kCheckpointFormat && v.toStringRef() != kCheckpointFormat1))
     throw FileError(path, "not an angiotrain checkpoint (expected format " + std::string(kCheckpointFormat) + ")");
   auto text = [&](const char* key) {
     archive.read(key, v);
@@ -55,7 +60,7 @@ void SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::op
                     const CheckpointHeader& h) {
   torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
   model.save(model_archive);
-  optimizer.save(optimizer_archive);
+  SaveOptimizerState(optimizer, optimizer_archive);
   archive.write("format", c10::IValue(std::string(kCheckpointFormat)));
   archive.write("config", c10::IValue(h.config_text));
   archive.write("config_hash", c10::IValue(h.config_hash));
@@ -83,10 +88,15 @@ CheckpointHeader RestoreCheckpoint(const std::string& path, torch::nn::Module& m
   torch::serialize::InputArchive archive, model_archive, optimizer_archive;
   LoadArchive(archive, path);
   CheckpointHeader header = ReadHeader(archive, path);
+  c10::IValue format;
+  archive.read("format", format);
+  if (format.toStringRef() != kCheckpointFormat)
+    throw FileError(path, "written by an older angiotrain (" + format.toStringRef() +
+                              "): it can be used by predict, but not resumed");
   archive.read("model", model_archive);
   archive.read("optimizer", optimizer_archive);
   model.load(model_archive);
-  optimizer.load(optimizer_archive);
+  LoadOptimizerState(optimizer, optimizer_archive, path);
   return header;
 }
 

@@ -20,4 +20,13 @@ double LearningRateAt(const TrainConfig& config, int64_t global_step, int64_t st
 
 void SetLearningRate(torch::optim::Optimizer& optimizer, double lr);
 
+// The optimizer's per-parameter state (Adam/AdamW moments and step, SGD momentum) keyed by the
+// parameter's position in param_groups, not by its address as LibTorch's own save does, so that
+// the same run writes the same bytes. Hyper-parameters are not stored: they come from the config.
+void SaveOptimizerState(torch::optim::Optimizer& optimizer, torch::serialize::OutputArchive& archive);
+// Restores what SaveOptimizerState wrote into an optimizer over the same parameters (on their
+// devices). Throws Error naming `path` when the archive does not fit the optimizer.
+void LoadOptimizerState(torch::optim::Optimizer& optimizer, torch::serialize::InputArchive& archive,
+                        const std::string& path);
+
 }  // namespace angiotrain

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/fault_injection.h"
 #include "datasets/ingest.h"
 #include "datasets/volume_file.h"
 #include "distributed/communicator_factory.h"
@@ -67,6 +68,7 @@ int64_t Predict(const PredictOptions& options, MPI_Comm comm_handle) {
                             options.checkpoint + " was trained at " + std::to_string(loaded.resolution));
     std::vector<int64_t> rows(reader.rows());
     for (int64_t i = 0; i < reader.rows(); ++i) rows[i] = i;
+    MaybeInjectFault("predict-gather", context.rank);
     auto gathered = ForwardShards(loaded.model, reader, rows, *comm, options.batch_size, TaskOutputs(task),
                                   torch::kCPU, std::nullopt);
     if (context.is_root()) {

@@ -221,6 +221,8 @@ void ValidateTrainConfig(const TrainConfig& config) {
     if (std::find(f.choices.begin(), f.choices.end(), v) == f.choices.end()) fail(f.key, NotAChoice(v, f.choices));
   }
   if (c.data.volume.empty()) fail("data.volume", "is required (a volume file made by angiotrain ingest)");
+  if (!c.model.init.empty() && c.model.init != "random" && c.model.init.rfind("torchvision:", 0) != 0)
+    fail("model.init", "'" + c.model.init + "' is not \"\", \"random\" or \"torchvision:PATH\"");
   if (!(c.data.validation_split >= 0 && c.data.validation_split < 1)) fail("data.validation_split", "must be in [0, 1)");
   if (c.model.width_mult < 0 || c.model.depth_mult < 0) fail("model.width_mult", "multipliers must be >= 0");
   if (c.train.epochs < 1) fail("train.epochs", "must be at least 1");

@@ -68,6 +68,8 @@ Trainer::Trainer(const TrainConfig& config, const ProcessContext& context)
 
   torch::manual_seed(static_cast<uint64_t>(config_.train.seed));
   model_ = PrepareModel(config_, reader_->resolution(), context_.device, context_.is_root());
+  MaybeInjectFault("model", context_.rank);
+  MaybeInjectFault("broadcast", context_.rank);
   BroadcastModuleState(*model_, *comm_);
   optimizer_ = MakeOptimizer(config_, model_->parameters());
 
@@ -112,6 +114,7 @@ Trainer::Trainer(const TrainConfig& config, const ProcessContext& context)
 
   if (context_.is_root()) {
     std::filesystem::create_directories(dir);
+    RemoveStaleTemporaryFiles(dir, "last.pt");
     WriteFileAtomically(dir + "/config.toml", CanonicalText(config_));
   }
   comm_->Barrier();  // the output folder exists before anyone writes into it
@@ -215,6 +218,7 @@ bool Trainer::RunEpoch(int64_t epoch, int64_t first_step, EpochRecord& record) {
 std::optional<ValidationRecord> Trainer::Validate() {
   if (context_.world_size > 1) AverageBatchNormStatistics(*model_, *comm_);
   if (split_.validation.empty()) return std::nullopt;
+  MaybeInjectFault("validation", context_.rank, summary_.global_step);
   auto gathered = ForwardShards(model_, *reader_, split_.validation, *comm_, config_.train.batch_size,
                                 TaskOutputs(task_), context_.device, precision_);
   if (!context_.is_root()) return std::nullopt;
@@ -275,7 +279,11 @@ TrainSummary Trainer::Run() {
     WriteCheckpoint(epoch + 1, 0);
     summary_.epochs.push_back(std::move(record));
     ++summary_.epochs_run;
-    if (stop_agreed_ && epoch + 1 < config_.train.epochs) summary_.end = RunEnd::kStopped;
+    // A stop requested during the epoch's end (validation, observers) is honoured here, at the
+    // boundary, rather than after one more step: the ranks agree on it with one small all-reduce.
+    auto asked = torch::tensor(stop_requested_.load() || stop_signalled.load() ? 1.0 : 0.0, torch::kDouble);
+    comm_->AllReduce(asked, ReduceOp::kSum);
+    if ((stop_agreed_ || asked.item<double>() > 0) && epoch + 1 < config_.train.epochs) summary_.end = RunEnd::kStopped;
   }
   summary_.samples_per_second = summary_.train_seconds > 0 ? samples / summary_.train_seconds : 0;
   comm_->Barrier();
@@ -288,12 +296,8 @@ TrainSummary Trainer::Run() {
 TrainSummary Train(const TrainConfig& config, const ProcessContext& context,
                    const std::vector<TrainingObserver*>& extra) {
   Trainer trainer(config, context);
-  ConsoleProgress console;
-  MetricsJsonlWriter metrics(config.output.dir + "/metrics.jsonl");
-  ValidationPredictionsWriter predictions(config.output.dir + "/validation_predictions.csv");
-  auto trace = EventTraceFromEnvironment(context.rank);
-  for (TrainingObserver* o : std::initializer_list<TrainingObserver*>{&console, &metrics, &predictions, trace.get()})
-    if (o) trainer.AddObserver(o);
+  const auto standard = StandardObservers(config, context.rank);
+  for (const auto& o : standard) trainer.AddObserver(o.get());
   for (auto* o : extra) trainer.AddObserver(o);
   return trainer.Run();
 }

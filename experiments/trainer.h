@@ -92,6 +92,8 @@ class Trainer {
   void WriteCheckpoint(int64_t epoch, int64_t step);
 
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  // The model being trained (this rank's copy).
+  EfficientNet& model() { return model_; }
 
  private:
   void Notify(const std::function<void(TrainingObserver&)>& call);

@@ -1,10 +1,15 @@
 // `angiotrain train`: data-parallel training from a TOML config (experiments/trainer.h).
+#include <mpi.h>
+
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+#include "core/fault_injection.h"
 #include "core/path_checks.h"
 #include "experiments/epoch_evidence.h"
 #include "experiments/report_run.h"
@@ -22,12 +27,40 @@ struct TrainOptions {
   bool resume = false;
 };
 
+// The configuration of the run, with every check that can be made before anything is written:
+// the config file, the values, the input files and the output folder. Every rank makes the same
+// checks on the same files, so a failure is one CollectiveError (one message, a clean exit).
+TrainConfig CheckedConfig(const TrainOptions& o) {
+  try {
+    RequireFile(o.config_path, "a TOML file");
+    TrainConfig config = LoadTrainConfig(o.config_path);
+    for (const auto& assignment : o.overrides) ApplyOverride(config, assignment);
+    if (o.resume) config.train.resume = true;
+    ValidateTrainConfig(config);
+    RequireFile(config.data.volume, "a volume file made by angiotrain ingest (data.volume)");
+    std::string init_file;
+    if (config.model.init.rfind("torchvision:", 0) == 0) {
+      init_file = config.model.init.substr(std::string("torchvision:").size());
+      RequireFile(init_file, "a torchvision state_dict saved by torch.save (model.init)");
+    }
+    const std::string& dir = config.output.dir;
+    if (std::filesystem::exists(dir) && !std::filesystem::is_directory(dir))
+      throw Error(dir + ": is a file, expected a folder for the run's outputs (output.dir)");
+    for (const char* name : {"last.pt", "config.toml", "metrics.jsonl", "validation_predictions.csv"})
+      RefuseOutputOverInput(dir + "/" + name, {o.config_path, config.data.volume, init_file});
+    return config;
+  } catch (const CollectiveError&) {
+    throw;
+  } catch (const Error& e) {
+    throw CollectiveError(e.what());
+  }
+}
+
 void RunTrain(const TrainOptions& o) {
-  RequireFile(o.config_path, "a TOML file");
-  TrainConfig config = LoadTrainConfig(o.config_path);
-  for (const auto& assignment : o.overrides) ApplyOverride(config, assignment);
-  if (o.resume) config.train.resume = true;
-  ValidateTrainConfig(config);
+  TrainConfig config = CheckedConfig(o);
+  int world_rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  MaybeInjectFault("config", world_rank);  // test-only (core/fault_injection.h)
   const auto context = ProcessContext::Create(MPI_COMM_WORLD, ParseDeviceRequest(config.train.device));
   StopTrainingOnSignal(SIGUSR1);  // e.g. Slurm's warning signal: checkpoint at the next step and stop
   // Per-epoch validation evidence, thresholds learnt by f1/youden, best.pt (experiments/epoch_evidence.h).

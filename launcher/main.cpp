@@ -57,11 +57,17 @@ int main(int argc, char** argv) {
     if (rank == 0) std::fprintf(stderr, "angiotrain: error: %s\n", e.what());
     MPI_Finalize();
     return 1;
-  } catch (const angiotrain::Error& e) {
-    std::fprintf(stderr, "angiotrain: error: %s\n", e.what());
-    code = 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "angiotrain: error: %s\n", e.what());
+    // This rank alone failed (an angiotrain::Error or anything else): it says so, naming itself
+    // when others run beside it, and MPI_Abort below ends the job. Objects that would need a
+    // collective to close were left open while unwinding (std::uncaught_exceptions()).
+    int size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size > 1 && rank != 0)
+      std::fprintf(stderr, "angiotrain: error: rank %d of %d: %s\n", rank, size, e.what());
+    else
+      std::fprintf(stderr, "angiotrain: error: %s\n", e.what());
+    std::fflush(stderr);
     code = 1;
   }
   if (code != 0) {

@@ -17,6 +17,7 @@
 
 #include "core/csv.h"
 #include "core/error.h"
+#include "core/fault_injection.h"
 #include "datasets/kium_schema.h"
 #include "datasets/volume_file.h"
 #include "experiments/submission.h"
@@ -348,6 +349,32 @@ TEST(TrainCommand, NonFiniteLossStopsEveryRankWithAClearMessage) {
   }
 }
 
+// In the process, through the Trainer: the weights after a non-finite loss are those of the
+// last finite step (the optimizer never saw the NaN gradients).
+TEST(Trainer, NonFiniteLossLeavesTheWeightsOfTheLastFiniteStep) {
+  ScratchDir dir;
+  TrainConfig config = LoadTrainConfig(WriteConfig(dir, WriteVolume(dir / "v.h5", 16), ""));
+  ValidateTrainConfig(config);
+  SetFaultsForTesting("point=loss,rank=0,step=3,action=nan");
+  struct WeightsAfterEachStep : TrainingObserver {
+    Trainer* trainer = nullptr;
+    std::vector<torch::Tensor> last;
+    void OnStep(const StepRecord&) override {
+      last.clear();
+      for (const auto& p : trainer->model()->parameters()) last.push_back(p.detach().clone());
+    }
+  } observer;
+  const auto context = ProcessContext::Create(MPI_COMM_WORLD, DeviceRequest::kCpu);
+  Trainer trainer(config, context);
+  observer.trainer = &trainer;
+  trainer.AddObserver(&observer);
+  EXPECT_THROW(trainer.Run(), CollectiveError);
+  SetFaultsForTesting("");
+  const auto now = trainer.model()->parameters();
+  ASSERT_EQ(now.size(), observer.last.size());
+  for (size_t i = 0; i < now.size(); ++i) EXPECT_TRUE(torch::equal(now[i], observer.last[i])) << "parameter " << i;
+}
+
 // A checkpoint write cut short half way, by a kill of the writing rank or by a failing write
 // (a full disk), leaves the previous last.pt loadable at its old step.
 TEST(TrainCommand, InterruptedCheckpointWriteKeepsThePreviousCheckpoint) {
@@ -584,7 +611,6 @@ TEST(PredictCommand, ProbabilitiesAreTheCheckpointModelAppliedToEachPatientsRow)
   auto config = WriteConfig(dir, volume, "");
   ExpectSucceeded(RunAngiotrain({"train", "--config", config, "--set", "train.epochs=1"}));
 
-  // The expected probabilities, computed here from the checkpoint and the volume.
   auto loaded = LoadCheckpoint(dir / "run/last.pt");
   VolumeReader reader(volume, MPI_COMM_SELF);
   std::vector<int64_t> rows(patients);
@@ -594,11 +620,29 @@ TEST(PredictCommand, ProbabilitiesAreTheCheckpointModelAppliedToEachPatientsRow)
   auto images = torch::from_blob(raw.data(), {patients, kNumViews, kResolution, kResolution}, torch::kUInt8)
                     .to(torch::kFloat32)
                     .div_(255.0);
+  // A few steps leave the BatchNorm running statistics near their initial values, and the model
+  // then answers almost the same to every patient in eval mode. Set them to these patients'
+  // statistics (one batch, momentum 1) and save that checkpoint, so that patients differ.
   torch::Tensor expected;
   {
     torch::NoGradGuard no_grad;
+    for (const auto& m : loaded.model->modules(false))
+      if (auto* bn = dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get())) bn->options.momentum(1.0);
+    loaded.model->train();
+    loaded.model->forward(images);
+    loaded.model->eval();
     expected = torch::sigmoid(loaded.model->forward(images).to(torch::kDouble));  // [n, 22]
+    torch::optim::SGD optimizer(loaded.model->parameters(), torch::optim::SGDOptions(0.1));
+    CheckpointHeader header;
+    header.config_text = CanonicalText(loaded.config);
+    header.config_hash = loaded.config_hash;
+    header.resolution = kResolution;
+    SaveCheckpoint(dir / "calibrated.pt", *loaded.model, optimizer, header);
   }
+  // Patients' probabilities differ by far more than the tolerance, so a mix-up cannot pass.
+  for (int i = 0; i < patients; ++i)
+    for (int j = i + 1; j < patients; ++j)
+      ASSERT_GT((expected[i] - expected[j]).abs().max().item<double>(), 1e-4) << "patients " << i << ", " << j;
 
   std::string header = "Index,Aneurysm";
   for (const auto& n : LocationNames()) header += "," + n;
@@ -612,8 +656,8 @@ TEST(PredictCommand, ProbabilitiesAreTheCheckpointModelAppliedToEachPatientsRow)
   for (int ranks : {1, 2}) {
     SCOPED_TRACE(std::to_string(ranks) + " rank(s)");
     const std::string out = dir / ("output" + std::to_string(ranks) + ".csv");
-    ExpectSucceeded(RunAngiotrain({"predict", "--checkpoint", dir / "run/last.pt", "--input", volume, "--template",
-                                   dir / "test.csv", "--out", out},
+    ExpectSucceeded(RunAngiotrain({"predict", "--checkpoint", dir / "calibrated.pt", "--input", volume,
+                                   "--template", dir / "test.csv", "--out", out},
                                   ranks));
     auto submission = ReadSubmission(out);
     auto probabilities = ReadProbabilities(ProbabilitiesPathFor(out));
