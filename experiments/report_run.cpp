@@ -279,7 +279,7 @@ RunReportSummary WriteRunReport(const RunReportOptions& o) {
   RunReportSummary summary;
   summary.path = o.out.empty() ? RunReportPath(o.run_dir) : o.out;
   const TrainConfig& c = r.config;
-  ReportPage page("Training run " + fs::path(fs::absolute(r.dir)).lexically_normal().filename().string());
+  ReportPage page("Training run report: " + fs::path(fs::absolute(r.dir)).lexically_normal().filename().string());
 
   // Summary.
   std::string overview = "<table>";

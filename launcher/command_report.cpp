@@ -1,24 +1,31 @@
-// `angiotrain report`: the HTML page of a training run (experiments/report_run.h).
+// `angiotrain report`: the HTML page of a training run (experiments/report_run.h) or of a
+// sweep's trial store (experiments/report_sweep.h).
 #include <mpi.h>
 
 #include <cstdio>
 #include <memory>
 #include <string>
 
+#include "core/error.h"
 #include "core/path_checks.h"
 #include "experiments/report_run.h"
+#include "experiments/report_sweep.h"
 #include "launcher/commands.h"
 
 namespace angiotrain {
 
 void AddReportCommand(CLI::App& app) {
   auto o = std::make_shared<RunReportOptions>();
+  auto sweep = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
-      "report", "Write one self-contained HTML page about a training run: ROC with a bootstrap band, "
-                "precision-recall, curves per epoch, per-location scores, confusion counts, Grad-CAM examples, config");
-  cmd->add_option("--run", o->run_dir, "The run's output.dir (config.toml, metrics.jsonl, validation_predictions.csv)")
-      ->required();
-  cmd->add_option("--out", o->out, "Page to write (default RUN/report.html)");
+      "report", "Write one self-contained HTML page about a training run (ROC with a bootstrap band, "
+                "precision-recall, curves per epoch, per-location scores, confusion counts, Grad-CAM examples, "
+                "config) or about a sweep (ranked trials linked to their pages, the objective against each axis)");
+  auto* run = cmd->add_option("--run", o->run_dir,
+                              "The run's output.dir (config.toml, metrics.jsonl, validation_predictions.csv)");
+  auto* store = cmd->add_option("--sweep", *sweep, "A sweep's trial store (sweep.dir): its page and every trial's");
+  run->excludes(store);
+  cmd->add_option("--out", o->out, "Page to write (default RUN/report.html or DIR/report.html)");
   cmd->add_option("--volume", o->volume, "Volume with the validation labels (default data.volume of RUN/config.toml)");
   cmd->add_option("--examples", o->examples, "Grad-CAM figures per kind: true/false positives, false negatives")
       ->capture_default_str()
@@ -26,11 +33,18 @@ void AddReportCommand(CLI::App& app) {
   cmd->add_option("--bootstrap", o->bootstrap, "Bootstrap resamples of the patients for the ROC band")
       ->capture_default_str()
       ->check(CLI::Range(10, 100000));
-  cmd->callback([o] {
-    RequireFolder(o->run_dir, "a training run's output.dir");
+  cmd->callback([o, sweep] {
+    if (o->run_dir.empty() && sweep->empty()) throw CollectiveError("report: give --run DIR or --sweep DIR");
+    RequireFolder(sweep->empty() ? o->run_dir : *sweep, sweep->empty() ? "a training run's output.dir" : "a trial store");
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     if (rank != 0) return;  // a single-process command
+    if (!sweep->empty()) {
+      const SweepReportSummary s = WriteSweepReport(*sweep, o->out, o->examples);
+      std::printf("report: wrote %s (%d evaluations) and %d trial pages\n", s.path.c_str(), s.evaluations,
+                  s.trial_pages);
+      return;
+    }
     const RunReportSummary s = WriteRunReport(*o);
     std::printf("report: wrote %s (%ld validation patients, %d Grad-CAM figures)\n", s.path.c_str(), s.patients,
                 s.figures);

@@ -11,6 +11,7 @@
 #include "experiments/sweep_spec.h"
 #include "experiments/sweep_store.h"
 #include "experiments/trainer.h"
+#include "experiments/report_sweep.h"
 #include "launcher/commands.h"
 
 namespace angiotrain {
@@ -79,6 +80,7 @@ void AddSweepCommand(CLI::App& app) {
     options.only_trial = o->trial;
     options.table_rows = o->rows;
     RunSweep(spec, context, options);
+    if (context.is_root() && o->trial < 0) WriteSweepReportAfterSweep(spec.dir);  // experiments/report_sweep.h
   });
   status->callback([o] {
     if (WorldRank() != 0) return;

@@ -14,12 +14,15 @@ namespace angiotrain::testing {
 
 struct PhantomRunOptions {
   int patients = 16;
-  int resolution = 64;  // synth and ingest side
+  int resolution = 64;  // ingest side (the volume's R)
+  int synth_resolution = 0;  // phantom image side; 0: resolution
+  int test_patients = 0;     // data/test_set, not ingested
   int epochs = 1;
   std::string model = "width_mult = 0.1\ndepth_mult = 0.1\n";  // [model] keys besides variant/task
   std::string train = "batch_size = 4\nlr = 1e-3\n";          // [train] keys besides epochs/seed
   std::string synth_options;                                  // e.g. "--aneurysm-size 3,5"
   int ranks = 0;                                              // 0: no mpirun
+  bool run_training = true;                                   // false: data and volume only
 };
 
 struct PhantomRun {
@@ -36,7 +39,8 @@ inline void MakePhantomRun(const ScratchDir& dir, const PhantomRunOptions& o, Ph
   out->config = dir / "config.toml";
   out->run = dir / "run";
   std::vector<std::string> synth = {"synth", "--out", out->data, "--patients", std::to_string(o.patients), "--seed",
-                                    "3", "--resolution", std::to_string(o.resolution), "--quiet"};
+                                    "3", "--resolution", std::to_string(o.synth_resolution ? o.synth_resolution : o.resolution),
+                                    "--test-patients", std::to_string(o.test_patients), "--quiet"};
   std::string options = o.synth_options;
   for (size_t at = 0; at < options.size();) {
     size_t end = options.find(' ', at);
@@ -56,6 +60,7 @@ inline void MakePhantomRun(const ScratchDir& dir, const PhantomRunOptions& o, Ph
       << "[train]\nepochs = " << o.epochs << "\nseed = 1\n" << o.train
       << "[output]\ndir = \"" << out->run << "\"\n";
   }
+  if (!o.run_training) return;
   r = RunAngiotrain({"train", "--config", out->config}, o.ranks, 1800);
   ASSERT_EQ(r.exit_code, 0) << r.output;
 }

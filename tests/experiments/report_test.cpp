@@ -213,5 +213,40 @@ TEST_F(RunReport, ExplainNamesAnUnknownPatientTargetAndAResolutionMismatch) {
   EXPECT_FALSE(testing::FileExists(png));
 }
 
+// The sweep's page: the ranked evaluations linking each trial's page, one chart per axis, opened
+// in Chromium (the links resolve: the check fails on a missing file).
+TEST(SweepReport, SweepRunWritesTheRankedPageLinkedToEachTrialsPage) {
+  ScratchDir dir;
+  testing::PhantomRun run;
+  testing::PhantomRunOptions o;
+  o.patients = 24;
+  o.synth_options = "--aneurysm-size 6,9 --contrast 3";
+  o.run_training = false;
+  testing::MakePhantomRun(dir, o, &run);
+  const std::string store = dir / "sweep";
+  {
+    std::ofstream f(dir / "sweep.toml");
+    f << "[sweep]\nmethod = \"grid\"\nobjective = \"presence_auroc\"\ndir = \"" << store << "\"\n"
+      << "[base.data]\nvolume = \"" << run.volume << "\"\nvalidation_split = 0.25\nsplit_seed = 1\n"
+      << "[base.model]\nvariant = \"b0\"\nwidth_mult = 0.1\ndepth_mult = 0.1\ntask = \"multitask\"\n"
+      << "[base.train]\nbatch_size = 4\nseed = 1\n"
+      << "[axes]\n\"train.lr\" = [1e-3, 1e-2]\n\"train.epochs\" = [1, 2]\nthresholds = [\"mean+1std\", \"fixed:0.5\"]\n";
+  }
+  CommandResult r = RunAngiotrain({"sweep", "run", "--config", dir / "sweep.toml"}, 0, 900);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string page = store + "/report.html";
+  ASSERT_TRUE(testing::FileExists(page)) << r.output;
+  const std::string html = ReadFile(page);
+  for (const char* trial : {"trials/t0000/report.html", "trials/t0001/report.html"}) {
+    EXPECT_NE(html.find(std::string("href=\"") + trial + "\""), std::string::npos) << trial;
+    EXPECT_TRUE(testing::FileExists(store + "/" + trial)) << trial;
+  }
+  // Charts: the objective against train.lr, epochs and the threshold rule.
+  r = OpenInChromium(page, "sweep_report.png", 3, 0);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"problems\": []"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"links\": "), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace angiotrain
