@@ -9,11 +9,11 @@
 #include <filesystem>
 #include <iterator>
 #include <fstream>
-#include <random>
 
 #include "datasets/kium_schema.h"
 #include "datasets/volume_file.h"
 #include "tests/support/test_support.h"
+#include "tests/support/test_volume.h"
 
 namespace angiotrain {
 namespace {
@@ -21,28 +21,7 @@ namespace {
 using testing::RunAngiotrain;
 using testing::ScratchDir;
 
-constexpr int kResolution = 32;
 constexpr int kDeadlineSeconds = 20;
-
-std::string WriteNoiseVolume(const std::string& path, int patients) {
-  std::mt19937 rng(11);
-  const int R = kResolution;
-  std::vector<uint8_t> images(static_cast<size_t>(patients) * kNumViews * R * R);
-  std::vector<int32_t> index(patients);
-  std::vector<uint8_t> aneurysm(patients), locations(static_cast<size_t>(patients) * kNumLocations);
-  for (auto& v : images) v = static_cast<uint8_t>(rng() % 200);
-  for (int p = 0; p < patients; ++p) {
-    index[p] = 2000 + p;
-    aneurysm[p] = p % 2;
-    if (aneurysm[p]) locations[static_cast<size_t>(p) * kNumLocations + p % kNumLocations] = 1;
-  }
-  VolumeProvenance provenance;
-  provenance.source = "failure_test";
-  VolumeWriter writer(path, MPI_COMM_SELF, patients, R, true, provenance);
-  writer.WriteRows(0, images, index, aneurysm, locations);
-  writer.Commit(patients, 0);
-  return path;
-}
 
 std::string ReadBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -58,7 +37,7 @@ size_t Count(const std::string& text, const std::string& what) {
 class FailurePath : public ::testing::Test {
  protected:
   void SetUp() override {
-    volume_ = WriteNoiseVolume(dir_ / "v.h5", 16);
+    volume_ = testing::WriteTestVolume(dir_ / "v.h5", 16, 11, 2000);
     config_ = dir_ / "config.toml";
     std::ofstream(config_) << "[data]\nvolume = \"" << volume_ << "\"\nvalidation_split = 0.25\n"
                            << "[model]\nwidth_mult = 0.1\ndepth_mult = 0.1\n"

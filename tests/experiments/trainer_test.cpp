@@ -28,6 +28,7 @@
 #include "experiments/task_model.h"
 #include "experiments/trainer.h"
 #include "tests/support/test_support.h"
+#include "tests/support/test_volume.h"
 
 namespace angiotrain {
 namespace {
@@ -37,31 +38,8 @@ using testing::ScratchDir;
 
 constexpr int kResolution = 32;
 
-// A labelled volume of `patients` patients: noise images, with a bright square in view 0 at a
-// place that depends on the first location for positives (so there is something to learn).
 std::string WriteVolume(const std::string& path, int patients, uint32_t seed = 7) {
-  std::mt19937 rng(seed);
-  const int R = kResolution;
-  std::vector<uint8_t> images(static_cast<size_t>(patients) * kNumViews * R * R);
-  std::vector<int32_t> index(patients);
-  std::vector<uint8_t> aneurysm(patients), locations(static_cast<size_t>(patients) * kNumLocations);
-  for (auto& v : images) v = static_cast<uint8_t>(rng() % 120);
-  for (int p = 0; p < patients; ++p) {
-    index[p] = 1000 + p;
-    aneurysm[p] = p % 2;
-    if (!aneurysm[p]) continue;
-    int loc = static_cast<int>(rng() % kNumLocations);
-    locations[static_cast<size_t>(p) * kNumLocations + loc] = 1;
-    int y = (loc / 5) * 6 + 2, x = (loc % 5) * 6 + 2;
-    for (int dy = 0; dy < 4; ++dy)
-      for (int dx = 0; dx < 4; ++dx) images[(static_cast<size_t>(p) * kNumViews * R + y + dy) * R + x + dx] = 250;
-  }
-  VolumeProvenance provenance;
-  provenance.source = "trainer_test";
-  VolumeWriter writer(path, MPI_COMM_SELF, patients, R, true, provenance);
-  writer.WriteRows(0, images, index, aneurysm, locations);
-  writer.Commit(patients, 0);
-  return path;
+  return testing::WriteTestVolume(path, patients, seed);
 }
 
 // A config file for a tiny model; `extra` is appended (TOML).
