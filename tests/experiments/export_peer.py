@@ -5,6 +5,12 @@ volume and compares the probabilities with `angiotrain predict`'s sidecar.
   export_peer.py MODEL.pt VOLUME.h5 PREDICT.probabilities.csv
 
 Prints the largest difference; exits 1 when it exceeds the tolerance or anything fails.
+
+  export_peer.py gradcam MODEL.pt VOLUME.h5 ROW:COLUMN [ROW:COLUMN ...]
+
+Prints, as one JSON list, the Grad-CAM of logit COLUMN for volume row ROW computed the textbook
+way with a forward hook on features[8] (the reference for models/grad_cam.h):
+[{"logit", "coarse": [[...]]}, ...].
 """
 import csv
 import json
@@ -78,6 +84,35 @@ def main(weights, volume, probabilities):
                  % (TOLERANCE, LOGIT_TOLERANCE))
 
 
+def gradcam(weights, volume, *pairs):
+    with open(weights + ".json") as f:
+        model = build(json.load(f))
+    model.load_state_dict(torch.load(weights), strict=True)
+    model.eval()
+    out = []
+    for pair in pairs:
+        row, column = pair.split(":")
+        out.append(gradcam_one(model, volume, int(row), int(column)))
+    print(json.dumps(out))
+
+
+def gradcam_one(model, volume, row, column):
+    with h5py.File(volume, "r") as f:
+        x = torch.from_numpy(f["images"][row][None].astype(np.float32) / 255.0)
+    kept = {}
+    hook = model.features[8].register_forward_hook(lambda module, inputs, output: kept.setdefault("a", output))
+    logit = model(x)[0, column]
+    hook.remove()
+    activations = kept["a"]
+    gradient = torch.autograd.grad(logit, activations)[0]
+    weights_k = gradient.mean(dim=(2, 3), keepdim=True)
+    coarse = torch.relu((weights_k * activations).sum(dim=1))[0]
+    return {"logit": logit.item(), "coarse": coarse.tolist()}
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    main(*sys.argv[1:4])
+    if sys.argv[1] == "gradcam":
+        gradcam(*sys.argv[2:])
+    else:
+        main(*sys.argv[1:4])

@@ -1,6 +1,7 @@
 // `angiotrain export`: the torch.save writer round-trips through our reader, and a trained
 // phantom model exported to a state_dict loads into torchvision (strict) and gives angiotrain
-// predict's logits (the PyTorch peer tests/experiments/export_peer.py, Debian's torchvision).
+// predict's logits (the PyTorch peer tests/experiments/export_peer.py, Debian's torchvision);
+// through the same export, models/grad_cam.h equals the textbook Grad-CAM in PyTorch.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -8,6 +9,9 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "datasets/volume_file.h"
+#include "experiments/checkpoint.h"
+#include "models/grad_cam.h"
 #include "models/efficientnet.h"
 #include "models/torch_save_reader.h"
 #include "models/torch_save_writer.h"
@@ -93,6 +97,55 @@ TEST(ExportCommand, TorchvisionLoadsTheExportStrictlyAndGivesPredictsLogits) {
                            model, run.volume, dir / "predict.probabilities.csv"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("patients 12, columns 22"), std::string::npos) << r.output;
+}
+
+// models/grad_cam.h against the textbook Grad-CAM in PyTorch (a forward hook on torchvision's
+// features[8] of the exported model): same coarse map and logit, for presence and a location.
+TEST(GradCam, EqualsTheTorchvisionReferenceOnTheExportedModel) {
+  ScratchDir dir;
+  testing::PhantomRun run;
+  testing::PhantomRunOptions options;
+  options.patients = 12;
+  options.resolution = 128;  // a 4x4 map
+  testing::MakePhantomRun(dir, options, &run);
+  const std::string model_path = dir / "model.pt";
+  testing::CommandResult r = RunAngiotrain({"export", "--checkpoint", run.run + "/last.pt", "--out", model_path});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  LoadedCheckpoint checkpoint = LoadCheckpoint(run.run + "/last.pt");
+  VolumeReader volume(run.volume, MPI_COMM_NULL);
+  std::vector<std::pair<int, int>> cases;  // volume row, logit column (presence, L_MCA)
+  for (int row = 0; row < 12; ++row) cases.insert(cases.end(), {{row, 0}, {row, 11}});
+  std::vector<std::string> argv = {ANGIOTRAIN_PYTHON, std::string(ANGIOTRAIN_SOURCE_DIR) + "/tests/experiments/export_peer.py",
+                                   "gradcam", model_path, run.volume};
+  for (const auto& [row, column] : cases) argv.push_back(std::to_string(row) + ":" + std::to_string(column));
+  r = testing::RunCommand(argv);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto references = nlohmann::json::parse(r.output.substr(r.output.find('[')));
+  ASSERT_EQ(references.size(), cases.size());
+  int nonzero = 0;  // maps with something above 0 (an all-zero map would compare nothing)
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const auto [row, column] = cases[c];
+    std::vector<uint8_t> bytes;
+    volume.ReadImages({row}, &bytes);
+    const torch::Tensor x = torch::from_blob(bytes.data(), {1, 8, 128, 128}, torch::kUInt8).to(torch::kFloat) / 255.0;
+    const GradCamResult ours = ComputeGradCam(checkpoint.model, x, column);
+    const auto& reference = references[c];
+    EXPECT_NEAR(ours.logit, reference["logit"].get<double>(), 1e-5);
+    ASSERT_EQ(ours.coarse.size(0), 4);
+    const double scale = std::max(1e-6, ours.coarse.max().item<double>());
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j)
+        EXPECT_NEAR(ours.coarse[i][j].item<double>(), reference["coarse"][i][j].get<double>(), 1e-4 * scale)
+            << "row " << row << " column " << column << " cell " << i << "," << j;
+    // The up-sampled map keeps the coarse map's peak cell.
+    const int64_t peak = ours.map.argmax().item<int64_t>(), coarse_peak = ours.coarse.argmax().item<int64_t>();
+    if (ours.coarse.max().item<double>() > 0) {
+      ++nonzero;
+      EXPECT_EQ((peak / 128) / 32, coarse_peak / 4);
+      EXPECT_EQ((peak % 128) / 32, coarse_peak % 4);
+    }
+  }
+  EXPECT_GE(nonzero, 4);
 }
 
 TEST(ExportCommand, RefusesAnOutputOverTheCheckpointAndAMissingCheckpoint) {
