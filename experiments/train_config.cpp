@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "distributed/communicator_factory.h"
 #include "distributed/process_context.h"
+#include "experiments/metrics_export.h"
 #include "experiments/sweep_objective.h"
 #include "experiments/threshold_rule.h"
 #include "models/autocast.h"
@@ -54,6 +55,11 @@ std::vector<ConfigField> Fields(TrainConfig& c) {
       {"evaluation.objective", &c.evaluation.objective, false, ChoiceNames(ObjectiveChoices())},
       {"output.dir", &c.output.dir, false},
       {"output.checkpoint_every_steps", &c.output.checkpoint_every_steps, false},
+      {"metrics.port", &c.metrics.port, false},
+      {"metrics.address", &c.metrics.address, false},
+      {"metrics.job", &c.metrics.job, false},
+      {"metrics.pushgateway", &c.metrics.pushgateway, false},
+      {"metrics.discovery_dir", &c.metrics.discovery_dir, false},
   };
 }
 
@@ -208,6 +214,31 @@ void ApplyOverride(TrainConfig& config, const std::string& assignment) {
     throw Error("--set: key '" + key + "' must be " + TypeName(*f) + ", got '" + text + "'");
 }
 
+namespace {
+void ValidateMetricsConfig(const TrainConfig& c) {
+  auto fail = [](const std::string& key, const std::string& problem) {
+    throw Error("config key '" + key + "': " + problem);
+  };
+  const auto& m = c.metrics;
+  if (m.port < -1 || m.port > 65535) fail("metrics.port", "must be -1 (off), 0 (a free port) or a port in 1..65535");
+  if (m.port >= 0 && m.address.empty()) fail("metrics.address", "must name an address to listen on (e.g. 127.0.0.1)");
+  if (!m.job.empty() && (m.job.size() > 64 || m.job.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                                     "0123456789_.-") != std::string::npos))
+    fail("metrics.job", "'" + m.job + "' must be 1 to 64 of A-Z a-z 0-9 _ . -");
+  if (!m.pushgateway.empty()) {
+    try {
+      ParsePushgatewayUrl(m.pushgateway);
+    } catch (const Error& e) {
+      fail("metrics.pushgateway", e.what());
+    }
+  }
+  if (!m.discovery_dir.empty() && m.port < 0) fail("metrics.discovery_dir", "needs metrics.port >= 0 (an exposer to discover)");
+  if ((m.port >= 0 || !m.pushgateway.empty()) && !MetricsExportCompiled())
+    fail(m.port >= 0 ? "metrics.port" : "metrics.pushgateway",
+         "this angiotrain was built without prometheus-cpp (install prometheus-cpp-dev and rebuild)");
+}
+}  // namespace
+
 void ValidateTrainConfig(const TrainConfig& config) {
   const TrainConfig& c = config;
   auto fail = [](const std::string& key, const std::string& problem) {
@@ -239,6 +270,7 @@ void ValidateTrainConfig(const TrainConfig& config) {
   }
   if (c.output.dir.empty()) fail("output.dir", "is required");
   if (c.output.checkpoint_every_steps < 0) fail("output.checkpoint_every_steps", "must be >= 0");
+  ValidateMetricsConfig(c);
 }
 
 std::string CanonicalText(const TrainConfig& config, bool hashed_only) {

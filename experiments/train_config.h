@@ -65,13 +65,23 @@ struct TrainConfig {
     std::string dir = "out/run";
     int64_t checkpoint_every_steps = 0;  // 0: at epoch ends only
   } output;
+  // Live metrics for Prometheus (experiments/metrics_export.h, README "Monitoring"). Off by
+  // default; nothing here changes a run's result (not hashed).
+  struct Metrics {
+    int64_t port = -1;                  // -1: no HTTP exposer; 0: a free port per rank; N: N + local rank
+    std::string address = "127.0.0.1";  // the exposer's bind address (0.0.0.0: all interfaces)
+    std::string job;                    // label job; "": the name of output.dir's folder
+    std::string pushgateway;            // "http://HOST:PORT": push at epoch ends and at the end; "": none
+    std::string discovery_dir;          // Prometheus file_sd folder for one entry per rank; "": none
+  } metrics;
 };
 
 // One key of the schema: "section.name", a pointer into a TrainConfig, whether it takes part in
 // the config hash, and for a named choice the accepted names (from the choice's one table).
 // What does not change a run's result is not hashed, and may change on a resume: threads,
 // backend, device, resume, checkpoint frequency, the output folder, the evaluation rule, and
-// the volume's path (a resume checks the volume's content instead; see experiments/checkpoint.h).
+// the volume's path (a resume checks the volume's content instead; see experiments/checkpoint.h),
+// and the [metrics] section.
 struct ConfigField {
   std::string key;
   std::variant<std::string*, int64_t*, double*, bool*> value;

@@ -12,6 +12,7 @@
 #include "core/fault_injection.h"
 #include "core/path_checks.h"
 #include "experiments/epoch_evidence.h"
+#include "experiments/metrics_export.h"
 #include "experiments/report_run.h"
 #include "experiments/train_config.h"
 #include "experiments/trainer.h"
@@ -68,7 +69,20 @@ void RunTrain(const TrainOptions& o) {
                                context.is_root() ? LoadLabelsByIndex(config.data.volume) : LabelsByIndex{},
                                *FindChoice(ObjectiveChoices(), config.evaluation.objective),
                                ThresholdRule::Parse(config.evaluation.threshold));
-  const TrainSummary s = Train(config, context, {&evidence});
+  std::vector<TrainingObserver*> observers{&evidence};
+  // [metrics]: this rank's exposer, discovery entry and pushes; a failure is pushed before it
+  // leaves (experiments/metrics_export.h).
+  const auto endpoint = MetricsEndpoint::Open(config, context.rank, context.local.rank,
+                                              context.device.is_cuda() ? context.device.index() : -1);
+  std::unique_ptr<TrainingMetrics> metrics;
+  if (endpoint) observers.push_back((metrics = std::make_unique<TrainingMetrics>(endpoint, config)).get());
+  TrainSummary s;
+  try {
+    s = Train(config, context, observers);
+  } catch (const std::exception& e) {
+    if (metrics) metrics->OnFailure(e);
+    throw;
+  }
   if (!context.is_root()) return;
   if (s.steps_run == 0 && s.end == RunEnd::kCompleted)
     std::printf("train: nothing to do: %s already holds the end of all %lld epochs\n", s.checkpoint.c_str(),

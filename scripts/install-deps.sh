@@ -14,6 +14,7 @@ packages=(
   python3 python3-numpy python3-h5py python3-opencv python3-torch python3-torchvision python3-sklearn
   libjs-chart.js chromium
   slurm-wlm munge  # tests/slurm: a single-node Slurm on loopback (slurmctld, slurmd, srun --mpi=pmix)
+  prometheus prometheus-pushgateway  # tests/experiments/metrics_prometheus_test.cpp: real servers on loopback
 )
 
 missing=()
