@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "slurm/batch_script.h"
 #include "slurm/slurm_config.h"
+#include "tests/slurm/local_slurm.h"
 #include "tests/support/test_support.h"
 
 namespace angiotrain {
@@ -21,13 +22,6 @@ using testing::FileExists;
 using testing::RunAngiotrain;
 using testing::RunCommand;
 using testing::ScratchDir;
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void WriteText(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
@@ -170,7 +164,7 @@ class ScriptRun {
                       {"PATH=" + (dir_ / "bin") + ":/usr/bin:/bin", "FAKE_DIR=" + dir_.path(), "FAKE_SRUN=" + mode,
                        "SLURM_JOB_ID=42", "SLURM_RESTART_COUNT=" + std::to_string(restarts)});
   }
-  std::string File(const std::string& name) const { return Slurp(dir_ / name); }
+  std::string File(const std::string& name) const { return testing::ReadText(dir_ / name); }
 
  private:
   const ScratchDir& dir_;

@@ -1,7 +1,9 @@
 // The loopback Slurm cluster of the tests (local_slurm.h).
 #include "tests/slurm/local_slurm.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/file.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -35,13 +37,6 @@ int FreeLoopbackPort() {
   return ntohs(address.sin_port);
 }
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::string ShortHostName() {
   char name[256] = {};
   gethostname(name, sizeof name - 1);
@@ -58,6 +53,13 @@ std::string Program(const std::string& name) {
 
 }  // namespace
 
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
 std::string LocalSlurm::MissingPrograms() {
   std::string missing;
   for (const char* p : {"munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo", "srun"})
@@ -69,6 +71,8 @@ LocalSlurm::LocalSlurm(const std::string& dir) : dir_(dir), conf_(dir + "/slurm.
   if (const std::string missing = MissingPrograms(); !missing.empty())
     throw std::runtime_error("LocalSlurm: not on PATH: " + missing +
                              " (install Debian's slurm-wlm and munge: scripts/install-deps.sh)");
+  lock_fd_ = open("/tmp/angiotrain-local-slurm.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0666);
+  if (lock_fd_ >= 0) flock(lock_fd_, LOCK_EX);
   for (const char* sub : {"munge", "state", "spool", "log"}) fs::create_directories(dir_ + "/" + sub);
   fs::permissions(dir_ + "/munge", fs::perms::owner_all);
 
@@ -107,6 +111,9 @@ LocalSlurm::LocalSlurm(const std::string& dir) : dir_(dir), conf_(dir + "/slurm.
        << "AccountingStorageType=accounting_storage/none\nJobCompType=jobcomp/none\n"
        << "JobAcctGatherType=jobacct_gather/none\n"
        << "MinJobAge=600\nSlurmdTimeout=60\nInactiveLimit=0\nKillWait=5\n"
+       // Job ids of their own: slurmstepd's PMIx names its files after the job id, so two test
+       // clusters on one machine (ctest -j2) must not both run a job 1.
+       << "FirstJobId=" << 1000 + (getpid() % 100000) * 100 << "\n"
        // At least 2 CPUs for a 2-rank job, whatever the machine reports.
        << "SlurmdParameters=config_overrides\n"
        << "NodeName=" << host << " NodeAddr=127.0.0.1 CPUs=" << cpus << " State=UNKNOWN\n"
@@ -127,11 +134,15 @@ LocalSlurm::LocalSlurm(const std::string& dir) : dir_(dir), conf_(dir + "/slurm.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   Stop();
+  close(lock_fd_);
   throw std::runtime_error("LocalSlurm: the node did not become idle (sinfo: " + state + ")\nslurmctld.log:\n" +
                            ReadText(dir_ + "/log/slurmctld.log") + "\nslurmd.log:\n" + ReadText(dir_ + "/log/slurmd.log"));
 }
 
-LocalSlurm::~LocalSlurm() { Stop(); }
+LocalSlurm::~LocalSlurm() {
+  Stop();
+  if (lock_fd_ >= 0) close(lock_fd_);  // releases the machine to the next cluster
+}
 
 void LocalSlurm::Stop() {
   if (pid_files_.empty()) return;

@@ -11,9 +11,14 @@
 
 namespace angiotrain::testing {
 
+// A file's text; "" when it cannot be read (a job log not written yet).
+std::string ReadText(const std::string& path);
+
 class LocalSlurm {
  public:
-  // Starts the daemons and waits until the node is idle. Throws std::runtime_error naming what
+  // Waits until no other LocalSlurm runs on this machine (measured: two clusters' 2-rank jobs at
+  // once crash in Open MPI's shared-memory transport, ctest -j2), starts the daemons and waits
+  // until the node is idle. Throws std::runtime_error naming what
   // is missing (a program, a daemon that would not start, with its log).
   explicit LocalSlurm(const std::string& dir);
   ~LocalSlurm();
@@ -39,6 +44,7 @@ class LocalSlurm {
 
   std::string dir_, conf_;
   std::vector<std::string> pid_files_;
+  int lock_fd_ = -1;  // held while the cluster lives (see the constructor)
 };
 
 }  // namespace angiotrain::testing

@@ -24,13 +24,6 @@ using testing::LocalSlurm;
 using testing::RunAngiotrain;
 using testing::ScratchDir;
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // A labelled 32 px volume of 24 phantom patients (angiotrain synth + ingest).
 std::string MakeVolume(const ScratchDir& dir) {
   CommandResult synth = RunAngiotrain({"synth", "--out", dir / "kium", "--patients", "24", "--seed", "3",
@@ -69,7 +62,7 @@ std::string Submit(const LocalSlurm& slurm, const std::string& config) {
 bool WaitForText(const std::string& path, const std::string& text, int timeout_s) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (Slurp(path).find(text) != std::string::npos) return true;
+    if (testing::ReadText(path).find(text) != std::string::npos) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return false;
@@ -96,24 +89,24 @@ TEST(SlurmCluster, TwoRankJobRunsAndAWarnedJobRequeuesAndEndsWithTheSameWeights)
 
   const std::string reference_log = dir / ("reference/slurm/train-" + reference_id + ".out");
   EXPECT_EQ(slurm.WaitForState(reference_id, {"COMPLETED", "FAILED", "CANCELLED"}, 300), "COMPLETED")
-      << Slurp(reference_log);
-  const std::string reference_output = Slurp(reference_log);
+      << testing::ReadText(reference_log);
+  const std::string reference_output = testing::ReadText(reference_log);
   EXPECT_NE(reference_output.find("2 rank(s) x batch 2"), std::string::npos) << reference_output;
   EXPECT_NE(reference_output.find("train: completed after 120 steps"), std::string::npos) << reference_output;
 
   // The warning comes while the second job trains (after its second epoch).
   const std::string warned_log = dir / ("warned/slurm/train-" + warned_id + ".out");
-  ASSERT_TRUE(WaitForText(warned_log, "epoch 2/30", 300)) << Slurp(warned_log);
+  ASSERT_TRUE(WaitForText(warned_log, "epoch 2/30", 300)) << testing::ReadText(warned_log);
   CommandResult signal = slurm.Client({"scancel", "--batch", "--signal=USR1", warned_id});
   ASSERT_EQ(signal.exit_code, 0) << signal.output;
   // Requeued: pending again with one restart. Slurm holds a requeued job back for about two
   // minutes (its begin time); the test lets it start now.
-  ASSERT_EQ(slurm.WaitForState(warned_id, {"PENDING"}, 120), "PENDING") << Slurp(warned_log);
+  ASSERT_EQ(slurm.WaitForState(warned_id, {"PENDING"}, 120), "PENDING") << testing::ReadText(warned_log);
   EXPECT_EQ(slurm.Job(warned_id)["Restarts"], "1");
   CommandResult start_now = slurm.Client({"scontrol", "update", "JobId=" + warned_id, "StartTime=now"});
   ASSERT_EQ(start_now.exit_code, 0) << start_now.output;
-  EXPECT_EQ(slurm.WaitForState(warned_id, {"COMPLETED", "FAILED", "CANCELLED"}, 300), "COMPLETED") << Slurp(warned_log);
-  const std::string warned_output = Slurp(warned_log);
+  EXPECT_EQ(slurm.WaitForState(warned_id, {"COMPLETED", "FAILED", "CANCELLED"}, 300), "COMPLETED") << testing::ReadText(warned_log);
+  const std::string warned_output = testing::ReadText(warned_log);
   for (const std::string& line : std::vector<std::string>{"warning signal: every rank checkpoints", "train: stopped after",
                                  "requeueing job " + warned_id + " (restart 1 of at most 3)",
                                  "job " + warned_id + " (restart 1)", "resuming from " + (dir / "warned/last.pt"),
@@ -136,14 +129,14 @@ TEST(SlurmCluster, CancelledJobKeepsItsLastCompleteCheckpointAndIsNotRequeued) {
   const std::string id = Submit(slurm, WriteJobConfig(dir, "cancelled", volume, 500, "checkpoint_every_steps = 1\n"));
   ASSERT_FALSE(id.empty());
   const std::string log = dir / ("cancelled/slurm/train-" + id + ".out");
-  ASSERT_TRUE(WaitForText(log, "epoch 2/500", 300)) << Slurp(log);
+  ASSERT_TRUE(WaitForText(log, "epoch 2/500", 300)) << testing::ReadText(log);
   CommandResult cancel = slurm.Client({"scancel", id});  // SIGTERM to the batch shell and every rank
   ASSERT_EQ(cancel.exit_code, 0) << cancel.output;
-  EXPECT_EQ(slurm.WaitForState(id, {"CANCELLED", "COMPLETED", "FAILED"}, 120), "CANCELLED") << Slurp(log);
+  EXPECT_EQ(slurm.WaitForState(id, {"CANCELLED", "COMPLETED", "FAILED"}, 120), "CANCELLED") << testing::ReadText(log);
   EXPECT_EQ(slurm.Job(id)["Restarts"], "0");
   LoadedCheckpoint last = LoadCheckpoint(dir / "cancelled/last.pt");  // throws if torn
   EXPECT_GE(last.global_step, 8);
-  EXPECT_EQ(Slurp(log).find("requeueing"), std::string::npos);
+  EXPECT_EQ(testing::ReadText(log).find("requeueing"), std::string::npos);
 }
 
 }  // namespace
