@@ -2,16 +2,19 @@
 #include "experiments/sweep_runner.h"
 
 #include <mpi.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/fault_injection.h"
 #include "experiments/epoch_evidence.h"
+#include "experiments/metrics_export.h"
 #include "experiments/sweep_store.h"
 #include "experiments/trainer.h"
 #include "experiments/training_observers.h"
@@ -136,11 +139,42 @@ void PrepareSweepStore(const SweepSpec& spec, const SweepPlan& plan, const Proce
                           "or method); give this sweep another sweep.dir, or remove " + spec.dir);
 }
 
+// Rank 0: trials by status and the best objective so far, from the store, on the sweep's
+// metrics endpoint ([metrics] of the base config; nothing when it asks for none).
+void ReportSweepProgress(SweepMetrics* metrics, const SweepPlan& plan) {
+  if (!metrics) return;
+  std::map<std::string, int64_t> counts;
+  std::optional<double> best;
+  for (const PlannedTrial& t : plan.trials) {
+    const std::string state = ReadTrialStatus(t.config.output.dir).state;
+    ++counts[state == "running" ? "stopped" : state];
+    const std::string best_json = t.config.output.dir + "/best.json";
+    if (!fs::exists(best_json)) continue;
+    const auto value = nlohmann::json::parse(ReadFile(best_json)).value("value", nlohmann::json());
+    if (value.is_number() && (!best || value.get<double>() > *best)) best = value.get<double>();
+  }
+  metrics->SetTrialCounts(counts);
+  if (best) metrics->SetBestObjective(*best);
+}
+
 void RunSweep(const SweepSpec& spec, const ProcessContext& context, const SweepRunOptions& options) {
   const SweepPlan plan = PlanSweep(spec);
   PrepareSweepStore(spec, plan, context);
   std::map<std::string, LabelsByIndex> labels;  // by volume path, rank 0
   bool interrupted = false;
+  // One metrics endpoint for the whole sweep (one exposer, one discovery entry); every trial's
+  // figures carry its name in the label trial.
+  std::shared_ptr<MetricsEndpoint> endpoint;
+  std::unique_ptr<SweepMetrics> sweep_metrics;
+  if (!plan.trials.empty()) {
+    TrainConfig base = plan.trials.front().config;
+    base.output.dir = spec.dir;
+    endpoint = MetricsEndpoint::Open(base, context.rank, context.local.rank,
+                                     context.device.is_cuda() ? context.device.index() : -1);
+    if (endpoint && context.is_root())
+      sweep_metrics = std::make_unique<SweepMetrics>(endpoint, ChoiceName(ObjectiveChoices(), spec.objective));
+  }
+  if (context.is_root()) ReportSweepProgress(sweep_metrics.get(), plan);
   for (const PlannedTrial& trial : plan.trials) {
     if (options.only_trial >= 0 && trial.id != options.only_trial) continue;
     const std::string& dir = trial.config.output.dir;
@@ -171,6 +205,7 @@ void RunSweep(const SweepSpec& spec, const ProcessContext& context, const SweepR
     }
     int64_t pruned_at = 0;
     bool stopped = false;
+    std::unique_ptr<TrainingMetrics> trial_metrics;
     try {
       MaybeInjectFault("sweep-trial", context.rank, trial.id);
       TrainConfig config = trial.config;
@@ -187,6 +222,10 @@ void RunSweep(const SweepSpec& spec, const ProcessContext& context, const SweepR
       trainer.AddObserver(&evidence);
       trainer.AddObserver(&progress);
       if (spec.method == SweepMethod::kHalving) trainer.AddObserver(&pruner);
+      if (endpoint) {
+        trial_metrics = std::make_unique<TrainingMetrics>(endpoint, config, trial.name);
+        trainer.AddObserver(trial_metrics.get());
+      }
       const TrainSummary summary = trainer.Run();
       pruned_at = BroadcastInt(static_cast<int>(pruner.pruned_at()), context.comm);
       stopped = summary.end == RunEnd::kStopped && pruned_at == 0;
@@ -197,6 +236,7 @@ void RunSweep(const SweepSpec& spec, const ProcessContext& context, const SweepR
         if (pruned_at) status.epochs_done = pruned_at;
       }
     } catch (const std::exception& e) {
+      if (trial_metrics) trial_metrics->OnFailure(e);
       status.state = "failed";
       status.reason = e.what();
       if (context.is_root()) status.epochs_done = ReadTrialStatus(dir).epochs_done;
@@ -206,6 +246,7 @@ void RunSweep(const SweepSpec& spec, const ProcessContext& context, const SweepR
       status.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       WriteTrialStatus(dir, status);
       AppendTrialLog(dir, "end " + status.state + (status.reason.empty() ? "" : ": " + status.reason));
+      ReportSweepProgress(sweep_metrics.get(), plan);
     }
     if (stopped) {
       interrupted = true;
