@@ -206,16 +206,6 @@ TEST(MetricsPrometheus, EveryDashboardQueryReturnsDataAndTheFailedJobStaysOnTheP
   ASSERT_TRUE(WaitUntil([&] { return Http("GET", pg_port, "/-/ready").status == 200; }, 30)) << pg.Log();
   const double t0 = Now() - 1;
 
-  // Sweep progress from this process, on an endpoint of its own (job "sweep").
-  TrainConfig sweep_config;
-  sweep_config.output.dir = dir / "sweep";
-  sweep_config.metrics.port = 0;
-  sweep_config.metrics.discovery_dir = discovery;
-  auto sweep_endpoint = MetricsEndpoint::Open(sweep_config, 0, 0);
-  SweepMetrics sweep(sweep_endpoint, "aneurysm_auroc");
-  sweep.SetTrialCounts({{"completed", 1}, {"running", 1}});
-  sweep.SetBestObjective(0.8);
-
   // An 8-epoch run on 2 ranks (job "ok", about 20 s of training), long enough to be scraped while
   // it trains: Prometheus takes up to 10 s to scrape a new target (its discovery and scrape
   // managers each apply changes every 5 s). This thread keeps the last exposition of rank 0.
@@ -256,6 +246,17 @@ TEST(MetricsPrometheus, EveryDashboardQueryReturnsDataAndTheFailedJobStaysOnTheP
       {"ANGIOTRAIN_FAULT=point=train-step,rank=0,step=140,action=error", linger[0]});
   ASSERT_NE(failed.exit_code, 0) << failed.output;
 
+  // A real 2-trial sweep on 2 ranks (job "sweep": the store's folder name), each trial's figures
+  // labelled with its name, the sweep's progress pushed after each trial.
+  std::ofstream(dir / "sweep.toml") << "[sweep]\nmethod = \"grid\"\ndir = \"" << (dir / "sweep") << "\"\n"
+                                    << "[base.data]\nvolume = \"" << volume << "\"\nvalidation_split = 0.25\n"
+                                    << "[base.model]\nwidth_mult = 0.1\ndepth_mult = 0.1\n"
+                                    << "[base.train]\nepochs = 1\nbatch_size = 2\nseed = 5\n"
+                                    << "[base.metrics]\n" << metrics_keys
+                                    << "[axes]\n\"train.lr\" = [1e-3, 2e-3]\n";
+  const CommandResult swept = RunAngiotrain({"sweep", "run", "--config", dir / "sweep.toml"}, 2, 600, linger);
+  ASSERT_EQ(swept.exit_code, 0) << swept.output;
+
   // The Pushgateway holds both jobs' last figures; the failed one with its reason.
   const auto pushed = ParseExposition(Http("GET", pg_port, "/metrics").body);
   const std::map<std::string, std::string> failed0 = {{"job", "failed"}, {"instance", "rank0"}};
@@ -271,6 +272,9 @@ TEST(MetricsPrometheus, EveryDashboardQueryReturnsDataAndTheFailedJobStaysOnTheP
   for (const std::string rank : {"rank0", "rank1"})
     EXPECT_EQ(FindSample(pushed, "angiotrain_run_status", {{"job", "ok"}, {"instance", rank}, {"status", "completed"}}), 1)
         << rank;
+  EXPECT_EQ(FindSample(pushed, "angiotrain_sweep_trials", {{"job", "sweep"}, {"instance", "rank0"}, {"status", "completed"}}),
+            2)
+      << swept.output;
 
   // Prometheus has scraped the Pushgateway and the sweep since.
   ASSERT_TRUE(WaitUntil(
