@@ -49,6 +49,8 @@ CheckpointHeader ReadHeader(torch::serialize::InputArchive& archive, const std::
   h.step = integer("step");
   h.global_step = integer("global_step");
   if (archive.try_read("volume_fingerprint", v) && v.isString()) h.volume_fingerprint = v.toStringRef();
+  if (archive.try_read("world_size", v) && v.isInt()) h.world_size = v.toInt();
+  if (archive.try_read("batch_size", v) && v.isInt()) h.batch_size = v.toInt();
   torch::Tensor statistics;
   if (archive.try_read("rank_statistics", statistics)) h.rank_statistics = statistics;
   return h;
@@ -69,6 +71,8 @@ void SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::op
   archive.write("step", c10::IValue(h.step));
   archive.write("global_step", c10::IValue(h.global_step));
   archive.write("volume_fingerprint", c10::IValue(h.volume_fingerprint));
+  archive.write("world_size", c10::IValue(h.world_size));
+  archive.write("batch_size", c10::IValue(h.batch_size));
   if (h.rank_statistics.defined()) archive.write("rank_statistics", h.rank_statistics);
   archive.write("model", model_archive);
   archive.write("optimizer", optimizer_archive);
@@ -98,6 +102,12 @@ CheckpointHeader RestoreCheckpoint(const std::string& path, torch::nn::Module& m
   model.load(model_archive);
   LoadOptimizerState(optimizer, optimizer_archive, path);
   return header;
+}
+
+CheckpointHeader ReadCheckpointHeader(const std::string& path) {
+  torch::serialize::InputArchive archive;
+  LoadArchive(archive, path);
+  return ReadHeader(archive, path);
 }
 
 LoadedCheckpoint LoadCheckpoint(const std::string& path) {

@@ -19,6 +19,7 @@ struct CheckpointHeader {
   std::string volume_fingerprint;  // VolumeFingerprint of data.volume ("" in older files)
   int64_t resolution = 0;
   int64_t epoch = 0, step = 0, global_step = 0;  // where training continues
+  int64_t world_size = 0, batch_size = 0;        // ranks and per-rank batch that wrote it (0: older file)
   // [world size, n]: each rank's own BatchNorm running statistics (BatchNormRunningStatistics,
   // flattened) when a checkpoint is written mid-epoch; the model holds their average. A resume
   // on as many ranks gives each rank its own back, so a checkpoint never changes the run.
@@ -33,6 +34,9 @@ void SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::op
 // Throws Error naming the file when it is missing, not a checkpoint, or does not fit.
 CheckpointHeader RestoreCheckpoint(const std::string& path, torch::nn::Module& model,
                                    torch::optim::Optimizer& optimizer);
+
+// The header alone (no weights are read into anything). Throws Error naming the file.
+CheckpointHeader ReadCheckpointHeader(const std::string& path);
 
 // A checkpoint's contents as a usable model.
 struct LoadedCheckpoint {

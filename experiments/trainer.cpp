@@ -73,17 +73,39 @@ Trainer::Trainer(const TrainConfig& config, const ProcessContext& context)
   BroadcastModuleState(*model_, *comm_);
   optimizer_ = MakeOptimizer(config_, model_->parameters());
 
+  const std::string& dir = config_.output.dir;
+  checkpoint_path_ = dir + "/last.pt";
+  // A resume keeps the checkpoint's global batch. On another number of ranks (a requeued job
+  // that got other GPUs) the per-rank batch becomes global / ranks where that divides, and the
+  // run continues at the same place in the data (the sampler's strided shards give global step
+  // s the rows order[s*G, (s+1)*G) whatever the rank count): not bit-exact, and said so.
+  batch_size_ = config_.train.batch_size;
+  if (config_.train.resume) {
+    const CheckpointHeader saved = ReadCheckpointHeader(checkpoint_path_);
+    const int64_t global = saved.world_size * saved.batch_size;
+    if (global > 0 && global != batch_size_ * world) {
+      if (global % world != 0)
+        throw CollectiveError(checkpoint_path_ + ": written by " + std::to_string(saved.world_size) + " ranks x batch " +
+                              std::to_string(saved.batch_size) + " (global batch " + std::to_string(global) +
+                              "), which " + std::to_string(world) + " ranks cannot share equally; resume on a number "
+                              "of ranks that divides " + std::to_string(global));
+      batch_size_ = global / world;
+      if (context_.is_root())
+        std::printf("resume on %d ranks from a checkpoint of %lld ranks: same global batch %lld (%lld per rank), same "
+                    "position in the data; not bit-exact (per-rank BatchNorm batches and the reduction order differ)\n",
+                    world, static_cast<long long>(saved.world_size), static_cast<long long>(global),
+                    static_cast<long long>(batch_size_));
+    }
+  }
+
   DistributedSampler::Options sampling;
   sampling.full_batches = true;  // see DistributedSampler::Options
   sampler_ = std::make_unique<DistributedSampler>(static_cast<int64_t>(split_.train.size()), world, context_.rank,
-                                                  config_.train.batch_size,
-                                                  static_cast<uint64_t>(config_.train.seed), sampling);
+                                                  batch_size_, static_cast<uint64_t>(config_.train.seed), sampling);
   steps_per_epoch_ = sampler_->steps_per_epoch();
   if (steps_per_epoch_ < 1)
-    throw CollectiveError("train.batch_size " + std::to_string(config_.train.batch_size) + " is larger than the " +
+    throw CollectiveError("train.batch_size " + std::to_string(batch_size_) + " is larger than the " +
                           std::to_string(sampler_->shard().size()) + " training rows of each rank");
-  const std::string& dir = config_.output.dir;
-  checkpoint_path_ = dir + "/last.pt";
   const std::string fingerprint = VolumeFingerprint(reader_->rows(), reader_->resolution(), reader_->index());
   if (config_.train.resume) {
     auto header = RestoreCheckpoint(checkpoint_path_, *model_, *optimizer_);
@@ -219,7 +241,7 @@ std::optional<ValidationRecord> Trainer::Validate() {
   if (context_.world_size > 1) AverageBatchNormStatistics(*model_, *comm_);
   if (split_.validation.empty()) return std::nullopt;
   MaybeInjectFault("validation", context_.rank, summary_.global_step);
-  auto gathered = ForwardShards(model_, *reader_, split_.validation, *comm_, config_.train.batch_size,
+  auto gathered = ForwardShards(model_, *reader_, split_.validation, *comm_, batch_size_,
                                 TaskOutputs(task_), context_.device, precision_);
   if (!context_.is_root()) return std::nullopt;
   return ScoreValidation(gathered, *reader_, task_, pos_weight_.defined() ? pos_weight_.cpu() : pos_weight_, rule_,
@@ -250,6 +272,8 @@ void Trainer::WriteCheckpoint(int64_t epoch, int64_t step) {
     header.epoch = epoch;
     header.step = step;
     header.global_step = summary_.global_step;
+    header.world_size = context_.world_size;
+    header.batch_size = batch_size_;
     if (!every_rank.empty()) header.rank_statistics = torch::cat(every_rank, 0);
     SaveCheckpoint(checkpoint_path_, *model_, *optimizer_, header);
     record.path = summary_.checkpoint = checkpoint_path_;

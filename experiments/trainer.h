@@ -115,6 +115,7 @@ class Trainer {
   std::optional<torch::ScalarType> precision_;
   std::string checkpoint_path_;
   int64_t steps_per_epoch_ = 0;
+  int64_t batch_size_ = 0;  // per rank: train.batch_size, or a resumed run's global batch / ranks
   int64_t start_epoch_ = 0, start_step_ = 0;
   bool resumed_ = false;
   std::atomic<bool> stop_requested_{false};

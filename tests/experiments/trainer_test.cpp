@@ -446,6 +446,56 @@ TEST(TrainCommand, ObserversSeeEveryStepAndAStopOnOneRankStopsAllRanksAtTheSameS
   }
 }
 
+// Rows of each global step, over all ranks, from ANGIOTRAIN_TRACE_EVENTS files.
+std::map<int64_t, std::set<int64_t>> RowsByStep(const std::string& prefix, int ranks) {
+  std::map<int64_t, std::set<int64_t>> rows;
+  for (int r = 0; r < ranks; ++r) {
+    std::ifstream in(prefix + ".rank" + std::to_string(r));
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream fields(line);
+      std::string event;
+      int64_t epoch = 0, step = 0, global_step = 0, row = 0;
+      fields >> event >> epoch >> step >> global_step;
+      if (event != "step") continue;
+      while (fields >> row) rows[global_step].insert(row);
+    }
+  }
+  return rows;
+}
+
+// A run stopped on 2 ranks x 2 resumes on 1 rank with the same global batch (4 per rank) at the
+// same place in the data, and says that this resume is not bit-exact; 3 ranks cannot share a
+// global batch of 4 and are refused before anything is written.
+TEST(TrainCommand, ResumeOnAnotherNumberOfRanksKeepsTheGlobalBatchAndThePlaceInTheData) {
+  ScratchDir dir;
+  auto volume = WriteVolume(dir / "v.h5", 24);
+  auto config = WriteConfig(dir, volume, "");
+  auto run = [&](const std::string& out, int ranks, std::vector<std::string> env, bool resume) {
+    env.push_back("ANGIOTRAIN_TRACE_EVENTS=" + (dir / (out + (resume ? "-resumed" : ""))));
+    std::vector<std::string> args = {"train", "--config", config, "--set", "output.dir=" + (dir / out)};
+    if (resume) args.push_back("--resume");
+    return RunAngiotrain(args, ranks, 120, env);
+  };
+  ExpectSucceeded(run("straight", 2, {}, false));
+  ExpectSucceeded(run("moved", 2, {"ANGIOTRAIN_FAULT=point=stop-request,rank=1,step=5"}, false));
+  const auto refused = run("moved", 3, {}, true);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("cannot share equally"), std::string::npos) << refused.output;
+  auto resumed = run("moved", 0, {}, true);
+  ExpectSucceeded(resumed);
+  EXPECT_NE(resumed.output.find("resume on 1 ranks from a checkpoint of 2 ranks: same global batch 4 (4 per rank)"),
+            std::string::npos)
+      << resumed.output;
+  EXPECT_NE(resumed.output.find("not bit-exact"), std::string::npos) << resumed.output;
+  const auto straight = RowsByStep(dir / "straight", 2), after = RowsByStep(dir / "moved-resumed", 1);
+  ASSERT_EQ(after.size(), 2u);  // global steps 6 and 7
+  for (const auto& [step, rows] : after) {
+    EXPECT_EQ(rows.size(), 4u) << "global step " << step;
+    EXPECT_EQ(rows, straight.at(step)) << "global step " << step;
+  }
+  EXPECT_EQ(LoadCheckpoint(dir / "moved/last.pt").global_step, 8);
+}
+
 // Which rows each rank trained on, from ANGIOTRAIN_TRACE_EVENTS files: epoch -> rows.
 std::map<int, std::vector<int64_t>> TracedRows(const std::string& prefix, int ranks) {
   std::map<int, std::vector<int64_t>> rows;
