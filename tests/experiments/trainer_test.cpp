@@ -446,20 +446,35 @@ TEST(TrainCommand, ObserversSeeEveryStepAndAStopOnOneRankStopsAllRanksAtTheSameS
   }
 }
 
-// Rows of each global step, over all ranks, from ANGIOTRAIN_TRACE_EVENTS files.
-std::map<int64_t, std::set<int64_t>> RowsByStep(const std::string& prefix, int ranks) {
-  std::map<int64_t, std::set<int64_t>> rows;
+// The "step" events of ANGIOTRAIN_TRACE_EVENTS files, all ranks: epoch, global step, rows.
+struct TracedStep {
+  int epoch = 0;
+  int64_t global_step = 0;
+  std::vector<int64_t> rows;
+};
+std::vector<TracedStep> TracedSteps(const std::string& prefix, int ranks) {
+  std::vector<TracedStep> steps;
   for (int r = 0; r < ranks; ++r) {
     std::ifstream in(prefix + ".rank" + std::to_string(r));
+    EXPECT_TRUE(in.good()) << prefix << ".rank" << r;
     for (std::string line; std::getline(in, line);) {
       std::istringstream fields(line);
       std::string event;
-      int64_t epoch = 0, step = 0, global_step = 0, row = 0;
-      fields >> event >> epoch >> step >> global_step;
+      TracedStep t;
+      int64_t step = 0, row = 0;
+      fields >> event >> t.epoch >> step >> t.global_step;
       if (event != "step") continue;
-      while (fields >> row) rows[global_step].insert(row);
+      while (fields >> row) t.rows.push_back(row);
+      steps.push_back(std::move(t));
     }
   }
+  return steps;
+}
+
+// Rows of each global step, over all ranks.
+std::map<int64_t, std::set<int64_t>> RowsByStep(const std::string& prefix, int ranks) {
+  std::map<int64_t, std::set<int64_t>> rows;
+  for (const auto& t : TracedSteps(prefix, ranks)) rows[t.global_step].insert(t.rows.begin(), t.rows.end());
   return rows;
 }
 
@@ -496,22 +511,10 @@ TEST(TrainCommand, ResumeOnAnotherNumberOfRanksKeepsTheGlobalBatchAndThePlaceInT
   EXPECT_EQ(LoadCheckpoint(dir / "moved/last.pt").global_step, 8);
 }
 
-// Which rows each rank trained on, from ANGIOTRAIN_TRACE_EVENTS files: epoch -> rows.
+// Which rows each rank trained on, by epoch.
 std::map<int, std::vector<int64_t>> TracedRows(const std::string& prefix, int ranks) {
   std::map<int, std::vector<int64_t>> rows;
-  for (int r = 0; r < ranks; ++r) {
-    std::ifstream in(prefix + ".rank" + std::to_string(r));
-    EXPECT_TRUE(in.good()) << prefix << ".rank" << r;
-    for (std::string line; std::getline(in, line);) {
-      std::istringstream fields(line);
-      std::string event;
-      int epoch = 0;
-      int64_t step = 0, global_step = 0, row = 0;
-      fields >> event >> epoch >> step >> global_step;
-      if (event != "step") continue;
-      while (fields >> row) rows[epoch].push_back(row);
-    }
-  }
+  for (const auto& t : TracedSteps(prefix, ranks)) rows[t.epoch].insert(rows[t.epoch].end(), t.rows.begin(), t.rows.end());
   return rows;
 }
 
