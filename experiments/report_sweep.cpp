@@ -105,20 +105,26 @@ SweepReportSummary WriteSweepReport(const std::string& store_dir, const std::str
   summary.path = out.empty() ? (fs::path(store_dir) / "report.html").string() : out;
   const fs::path page_dir = fs::absolute(summary.path).parent_path();
 
-  // Each trial's own page, linked from the table.
-  std::map<std::string, std::string> links, failures;  // trial -> relative link / reason
+  // Each training run's own page, linked from the table: the trial's, or each fold's of a
+  // cross-validated trial.
+  const bool cv = plan.cross_validation >= 2;
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> links;  // trial -> (label, relative link)
+  std::map<std::string, std::string> failures;                                    // trial -> reason
   for (const StoredTrial& trial : plan.trials) {
-    const std::string dir = TrialDir(store_dir, trial.name);
-    if (!fs::exists(fs::path(dir) / "config.toml")) continue;
-    try {
-      RunReportOptions options;
-      options.run_dir = dir;
-      options.examples = examples;
-      const RunReportSummary s = WriteRunReport(options);
-      links[trial.name] = fs::relative(fs::absolute(s.path), page_dir).generic_string();
-      ++summary.trial_pages;
-    } catch (const std::exception& e) {
-      failures[trial.name] = e.what();
+    const auto runs = RunDirs(TrialDir(store_dir, trial.name), plan.cross_validation);
+    for (size_t k = 0; k < runs.size(); ++k) {
+      if (!fs::exists(fs::path(runs[k]) / "config.toml")) continue;
+      const std::string label = cv ? "fold_" + std::to_string(k) : trial.name;
+      try {
+        RunReportOptions options;
+        options.run_dir = runs[k];
+        options.examples = examples;
+        const RunReportSummary s = WriteRunReport(options);
+        links[trial.name].emplace_back(label, fs::relative(fs::absolute(s.path), page_dir).generic_string());
+        ++summary.trial_pages;
+      } catch (const std::exception& e) {
+        failures[trial.name] += (failures[trial.name].empty() ? "" : "; ") + (cv ? label + ": " : "") + e.what();
+      }
     }
   }
 
@@ -136,6 +142,9 @@ SweepReportSummary WriteSweepReport(const std::string& store_dir, const std::str
   overview += "<tr><td>trial store</td><td>" + HtmlEscape(store_dir) + "</td></tr>";
   overview += "<tr><td>objective</td><td>" + HtmlEscape(objective) + " (higher is better)</td></tr>";
   overview += "<tr><td>trials</td><td>" + std::to_string(plan.trials.size()) + "</td></tr>";
+  if (cv)
+    overview += "<tr><td>cross-validation</td><td>" + std::to_string(plan.cross_validation) +
+                " stratified folds per trial; the objective is the mean over the folds (&plusmn; their sd)</td></tr>";
   overview += "<tr><td>evaluations (trial &times; epochs &times; threshold rule)</td><td>" + std::to_string(rows.size()) +
               "</td></tr></table>";
   page.AddSection("summary", "Summary", overview);
@@ -158,17 +167,22 @@ SweepReportSummary WriteSweepReport(const std::string& store_dir, const std::str
            "baseline</th></tr>\n";
   int rank = 0;
   for (const auto& row : rows) {
-    const auto link = links.find(row.trial);
-    const std::string trial = link == links.end()
-                                  ? HtmlEscape(row.trial)
-                                  : "<a href=\"" + HtmlEscape(link->second) + "\">" + HtmlEscape(row.trial) + "</a>";
+    std::string trial = HtmlEscape(row.trial);
+    if (const auto link = links.find(row.trial); link != links.end()) {
+      auto anchor = [](const std::pair<std::string, std::string>& l) {
+        return "<a href=\"" + HtmlEscape(l.second) + "\">" + HtmlEscape(l.first) + "</a>";
+      };
+      if (!cv) trial = anchor(link->second.front());
+      for (size_t k = 0; cv && k < link->second.size(); ++k) trial += (k ? " " : "<br>") + anchor(link->second[k]);
+    }
     table += "<tr><td>" + (row.objective ? std::to_string(++rank) : std::string("&mdash;")) + "</td><td>" + trial + "</td>";
     for (const auto& key : setting_keys) table += "<td>" + HtmlEscape(AxisValue(row, key)) + "</td>";
     std::string state = HtmlEscape(row.state);
     if (!row.reason.empty()) state += ": " + HtmlEscape(row.reason);
     if (failures.count(row.trial)) state += " (no page: " + HtmlEscape(failures[row.trial]) + ")";
     table += "<td>" + std::to_string(row.epochs) + "</td><td>" + HtmlEscape(row.threshold) + "</td><td>" + state +
-             "</td><td><b>" + Cell(row.objective) + "</b></td>";
+             "</td><td><b>" + Cell(row.objective) + "</b>" +
+             (row.objective_sd ? " &plusmn; " + Cell(row.objective_sd) : std::string()) + "</td>";
     if (row.score)
       table += "<td>" + Cell(row.score->presence_auroc) + "</td><td>" + Cell(row.score->location_auroc) + "</td><td>" +
                FormatNumber(row.score->kium_accuracy, 4) + "</td><td>" + FormatNumber(row.score->no_location_accuracy, 4) +

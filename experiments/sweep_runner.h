@@ -10,9 +10,12 @@
 // the message, and the sweep goes on. A stop request from outside (SIGUSR1, Slurm's warning)
 // ends the current trial with a checkpoint and the sweep, leaving that trial "running".
 //
-// Test-only fault points (core/fault_injection.h): "sweep-trial" at the start of each trial with
-// step = the trial's number, and "sweep-trial-N" at every training step of trial N with
-// step = the global step.
+// A cross-validated trial (sweep.cross_validation = K) is K training runs, one per fold, each
+// with its own status: a rerun skips the finished folds and resumes the interrupted one.
+//
+// Test-only fault points (core/fault_injection.h): "sweep-trial" at the start of each training
+// run (each fold's) with step = the trial's number, and "sweep-trial-N" at every training step
+// of trial N ("sweep-trial-N-fold-K" for its fold K) with step = the global step.
 #pragma once
 
 #include <string>

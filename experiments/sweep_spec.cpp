@@ -11,10 +11,14 @@
 #include <numeric>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/random.h"
+#include "datasets/volume_file.h"
+#include "experiments/data_split.h"
+#include "experiments/sweep_store.h"
 #include "experiments/threshold_rule.h"
 
 namespace angiotrain {
@@ -111,8 +115,11 @@ struct Reader {
       } else if (k == "eta") {
         spec.eta = integer();
         if (spec.eta < 2) throw Fail(key, "must be at least 2");
+      } else if (k == "cross_validation") {
+        spec.cross_validation = integer();
+        if (spec.cross_validation < 2) throw Fail(key, "must be at least 2 (the number of folds of each trial)");
       } else {
-        throw Fail(key, "unknown key (expected method, objective, dir, budget, seed or eta)");
+        throw Fail(key, "unknown key (expected method, objective, dir, budget, seed, eta or cross_validation)");
       }
     }
   }
@@ -233,12 +240,33 @@ SweepSpec ParseSweepSpec(const std::string& text, const std::string& path) {
     throw reader.Fail("sweep.budget", "is required with method = \"random\" (how many combinations to draw)");
   if (spec.method == SweepMethod::kHalving && spec.epochs.size() < 2)
     throw reader.Fail("axes.train.epochs", "halving needs at least two epoch counts (its rungs)");
+  if (const int64_t k = spec.cross_validation; k >= 2) {
+    const std::string kfold = "cross_validation = " + std::to_string(k);
+    if (spec.method == SweepMethod::kHalving)
+      throw reader.Fail("sweep.cross_validation", "not with method = \"halving\" (a rung would have to wait for "
+                                                  "every fold of a trial); use grid or random");
+    for (const auto& axis : spec.axes)
+      if (axis.key == "data.fold" || axis.key == "data.folds")
+        throw reader.Fail("axes." + axis.key, "cannot be an axis with sweep." + kfold + ", which trains every fold "
+                                              "of each trial (for a trial per fold, set data.folds in the base "
+                                              "config and drop cross_validation)");
+    if (spec.base.data.folds >= 2 && spec.base.data.folds != k)
+      throw reader.Fail("sweep.cross_validation", std::to_string(k) + " folds, but the base config sets data.folds = " +
+                                                  std::to_string(spec.base.data.folds));
+  }
   SweepPlan plan = PlanSweep(spec);
+  std::set<std::tuple<std::string, int64_t, int64_t>> partitions;  // k-fold partitions checked on their volume
   for (const PlannedTrial& trial : plan.trials) {
     std::string settings;
     for (const auto& [key, value] : trial.settings) settings += (settings.empty() ? "" : ", ") + key + "=" + value;
     try {
       ValidateTrainConfig(trial.config);
+    } catch (const Error& e) {
+      throw FileError(path, "trial " + trial.name + (settings.empty() ? "" : " (" + settings + ")") + ": " + e.what());
+    }
+    try {
+      const auto& d = trial.config.data;
+      if (partitions.insert({d.volume, d.folds, d.split_seed}).second) CheckFoldsOnVolume(trial.config);
     } catch (const Error& e) {
       throw FileError(path, "trial " + trial.name + (settings.empty() ? "" : " (" + settings + ")") + ": " + e.what());
     }
@@ -251,21 +279,54 @@ SweepSpec ParseSweepSpec(const std::string& text, const std::string& path) {
 
 SweepSpec LoadSweepSpec(const std::string& path) { return ParseSweepSpec(ReadFile(path), path); }
 
+void CheckFoldsOnVolume(const TrainConfig& config) {
+  const auto& d = config.data;
+  if (d.folds < 2 || !std::filesystem::exists(d.volume)) return;
+  try {
+    StratifiedFolds(VolumeReader(d.volume, MPI_COMM_SELF).aneurysm(), d.folds, static_cast<uint64_t>(d.split_seed));
+  } catch (const Error& e) {
+    throw Error("data.volume " + d.volume + ": " + e.what());
+  }
+}
+
 int64_t SweepPlan::Evaluations() const {
   int64_t n = 0;
   for (const auto& t : trials) n += static_cast<int64_t>(t.epochs.size() * thresholds.size());
   return n;
 }
 
+std::vector<TrainConfig> PlannedTrial::Runs() const {
+  if (folds < 2) return {config};
+  std::vector<TrainConfig> runs;
+  for (int64_t k = 0; k < folds; ++k) {
+    TrainConfig run = config;
+    run.data.folds = folds;
+    run.data.fold = k;
+    run.output.dir = FoldDir(config.output.dir, k);
+    runs.push_back(std::move(run));
+  }
+  return runs;
+}
+
+namespace {
+int64_t RunsOf(const PlannedTrial& t) { return t.folds >= 2 ? t.folds : 1; }
+}  // namespace
+
+int64_t SweepPlan::TrainingRuns() const {
+  int64_t n = 0;
+  for (const auto& t : trials) n += RunsOf(t);
+  return n;
+}
+
 int64_t SweepPlan::TrainedEpochs() const {
   int64_t n = 0;
-  for (const auto& t : trials) n += t.config.train.epochs;
+  for (const auto& t : trials) n += t.config.train.epochs * RunsOf(t);
   return n;
 }
 
 int64_t SweepPlan::SeparateEpochs() const {
   int64_t n = 0;
-  for (const auto& t : trials) n += std::accumulate(t.epochs.begin(), t.epochs.end(), int64_t{0});
+  for (const auto& t : trials) n += std::accumulate(t.epochs.begin(), t.epochs.end(), int64_t{0}) * RunsOf(t);
   return n * static_cast<int64_t>(thresholds.size());
 }
 
@@ -299,6 +360,10 @@ SweepPlan PlanSweep(const SweepSpec& spec) {
       settings.insert(settings.begin(), {axis.key, DisplayValue(value)});
     }
     config.train.resume = false;
+    if (spec.cross_validation >= 2) {
+      config.data.folds = spec.cross_validation;
+      config.data.fold = 0;
+    }
     config.evaluation.objective = ChoiceName(ObjectiveChoices(), spec.objective);
     config.evaluation.threshold = plan.thresholds.front();
     auto schedule = FindChoice(ScheduleChoices(), config.train.schedule);
@@ -321,6 +386,7 @@ SweepPlan PlanSweep(const SweepSpec& spec) {
       t.config.train.epochs = group.back();
       t.config.output.dir = spec.dir + "/trials/" + t.name;
       t.epochs = group;
+      t.folds = spec.cross_validation >= 2 ? spec.cross_validation : 0;
       plan.trials.push_back(std::move(t));
     }
   }
@@ -350,16 +416,28 @@ std::string PlanText(const SweepSpec& spec, const SweepPlan& plan) {
   std::string rules;
   for (const auto& r : plan.thresholds) rules += (rules.empty() ? "" : ", ") + r;
   out << "  thresholds " << rules << ": free (evaluated on each epoch's stored validation predictions)\n";
+  const int64_t k = spec.cross_validation;
+  if (k >= 2)
+    out << "  cross-validation: " << k << " stratified folds (data.split_seed " << spec.base.data.split_seed
+        << "): each trial trains one run per fold and is scored by the mean of the folds' objectives (and their sd)\n";
   for (const auto& note : plan.notes) out << "  note: " << note << "\n";
-  out << "trials (training runs): " << plan.trials.size() << "\n";
+  if (k >= 2)
+    out << "trials: " << plan.trials.size() << ", training runs: " << plan.TrainingRuns() << " (" << k
+        << " per trial, one per fold)\n";
+  else
+    out << "trials (training runs): " << plan.trials.size() << "\n";
   for (const auto& t : plan.trials) {
     out << "  " << t.name;
-    for (const auto& [k, v] : t.settings) out << "  " << k << "=" << v;
-    out << "  trains " << t.config.train.epochs << " epoch(s), evaluated at " << Join(t.epochs, " ") << "\n";
+    for (const auto& [key, v] : t.settings) out << "  " << key << "=" << v;
+    out << "  trains " << (t.folds >= 2 ? std::to_string(t.folds) + " x " : "") << t.config.train.epochs
+        << " epoch(s)" << (t.folds >= 2 ? " (folds 0.." + std::to_string(t.folds - 1) + ")" : "")
+        << ", evaluated at " << Join(t.epochs, " ") << "\n";
   }
   out << "evaluations (result rows): " << plan.Evaluations() << "\n";
   out << "cost: " << plan.TrainedEpochs() << " training epoch(s)" << (spec.method == SweepMethod::kHalving ? " at most" : "")
-      << "; training every (combination, epochs, threshold) separately would take " << plan.SeparateEpochs() << "\n";
+      << (k >= 2 ? " in " + std::to_string(plan.TrainingRuns()) + " training runs" : std::string())
+      << "; training every (combination, epochs, threshold" << (k >= 2 ? ", fold" : "") << ") separately would take "
+      << plan.SeparateEpochs() << "\n";
   return out.str();
 }
 
@@ -368,6 +446,7 @@ std::string PlanJson(const SweepSpec& spec, const SweepPlan& plan) {
   j["method"] = ChoiceName(SweepMethodChoices(), spec.method);
   j["objective"] = ChoiceName(ObjectiveChoices(), spec.objective);
   j["eta"] = spec.eta;
+  if (spec.cross_validation >= 2) j["cross_validation"] = spec.cross_validation;  // absent: one run per trial
   j["thresholds"] = plan.thresholds;
   j["notes"] = plan.notes;
   j["trials"] = nlohmann::ordered_json::array();

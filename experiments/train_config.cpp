@@ -26,6 +26,8 @@ std::vector<ConfigField> Fields(TrainConfig& c) {
       {"data.volume", &c.data.volume, false},
       {"data.validation_split", &c.data.validation_split},
       {"data.split_seed", &c.data.split_seed},
+      {"data.folds", &c.data.folds, true, {}, true},
+      {"data.fold", &c.data.fold, true, {}, true},
       {"model.variant", &c.model.variant},
       {"model.width_mult", &c.model.width_mult},
       {"model.depth_mult", &c.model.depth_mult},
@@ -255,6 +257,14 @@ void ValidateTrainConfig(const TrainConfig& config) {
   if (!c.model.init.empty() && c.model.init != "random" && c.model.init.rfind("torchvision:", 0) != 0)
     fail("model.init", "'" + c.model.init + "' is not \"\", \"random\" or \"torchvision:PATH\"");
   if (!(c.data.validation_split >= 0 && c.data.validation_split < 1)) fail("data.validation_split", "must be in [0, 1)");
+  if (c.data.folds < 0) fail("data.folds", "must be 0 or 1 (the single split) or at least 2 (stratified k-fold)");
+  if (c.data.fold < 0) fail("data.fold", "must be >= 0");
+  if (c.data.folds < 2 && c.data.fold != 0)
+    fail("data.fold", std::to_string(c.data.fold) + " needs data.folds >= 2 (k-fold is off: data.folds = " +
+                          std::to_string(c.data.folds) + ")");
+  if (c.data.folds >= 2 && c.data.fold >= c.data.folds)
+    fail("data.fold", std::to_string(c.data.fold) + " is not a fold of data.folds = " + std::to_string(c.data.folds) +
+                          " (folds are numbered 0.." + std::to_string(c.data.folds - 1) + ")");
   if (c.model.width_mult < 0 || c.model.depth_mult < 0) fail("model.width_mult", "multipliers must be >= 0");
   if (c.train.epochs < 1) fail("train.epochs", "must be at least 1");
   if (c.train.batch_size < 1) fail("train.batch_size", "must be at least 1");
@@ -274,10 +284,14 @@ void ValidateTrainConfig(const TrainConfig& config) {
 }
 
 std::string CanonicalText(const TrainConfig& config, bool hashed_only) {
-  TrainConfig copy = config;
+  TrainConfig copy = config, defaults;
+  const auto default_fields = Fields(defaults);
   std::string out, section;
-  for (const auto& f : Fields(copy)) {
+  const auto fields = Fields(copy);
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const ConfigField& f = fields[i];
     if (hashed_only && !f.hashed) continue;
+    if (hashed_only && f.hashed_unless_default && FormatValue(f) == FormatValue(default_fields[i])) continue;
     auto dot = f.key.find('.');
     std::string s = f.key.substr(0, dot);
     if (s != section) {

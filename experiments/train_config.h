@@ -18,8 +18,12 @@ namespace angiotrain {
 struct TrainConfig {
   struct Data {
     std::string volume;            // the volume file of `angiotrain ingest` (with labels)
-    double validation_split = 0.3;  // fraction held out, stratified by Aneurysm
+    double validation_split = 0.3;  // fraction held out, stratified by Aneurysm (when folds < 2)
     int64_t split_seed = 0;        // seeds the split (same on every rank)
+    // Stratified k-fold (experiments/data_split.h): folds >= 2 holds out fold `fold` (0..folds-1)
+    // instead of validation_split; 0 or 1: the single split.
+    int64_t folds = 0;
+    int64_t fold = 0;
   } data;
   struct Model {
     std::string variant = "b0";
@@ -87,6 +91,9 @@ struct ConfigField {
   std::variant<std::string*, int64_t*, double*, bool*> value;
   bool hashed = true;
   std::vector<std::string> choices;  // non-empty: the value must be one of these names
+  // Hashed only when not the default: keys added after checkpoints existed (data.folds,
+  // data.fold), so that a config that does not use them keeps its hash and its runs resume.
+  bool hashed_unless_default = false;
 };
 std::vector<ConfigField> Fields(TrainConfig& config);
 
@@ -117,7 +124,9 @@ TrainConfig ParseTrainConfig(const std::string& text, const std::string& origin)
 void ApplyOverride(TrainConfig& config, const std::string& assignment);
 
 // Checks ranges, finiteness and choices (every field with choices; the evaluation threshold
-// rule); throws Error naming the key. Commands call it once, before anything is written.
+// rule; data.fold against data.folds); throws Error naming the key. Commands call it once, before
+// anything is written. That the volume has enough rows of each class for data.folds is checked
+// where it is opened (the Trainer, and LoadSweepSpec for every trial).
 void ValidateTrainConfig(const TrainConfig& config);
 
 // Every key as TOML, in schema order, reals with 17 significant digits: loading it back gives

@@ -60,8 +60,16 @@ Trainer::Trainer(const TrainConfig& config, const ProcessContext& context)
   if (!reader_->has_labels())
     throw CollectiveError("data.volume " + volume + ": has no labels (ingest it with --labels)");
   task_ = ParseTask(config_.model.task);
-  split_ = StratifiedSplit(reader_->aneurysm(), config_.data.validation_split,
-                           static_cast<uint64_t>(config_.data.split_seed));
+  const auto split_seed = static_cast<uint64_t>(config_.data.split_seed);
+  if (config_.data.folds >= 2) {
+    try {
+      split_ = StratifiedFoldSplit(reader_->aneurysm(), config_.data.folds, config_.data.fold, split_seed);
+    } catch (const Error& e) {
+      throw CollectiveError("data.volume " + volume + ": " + e.what());
+    }
+  } else {
+    split_ = StratifiedSplit(reader_->aneurysm(), config_.data.validation_split, split_seed);
+  }
   if (static_cast<int64_t>(split_.train.size()) < world)
     throw CollectiveError("data.volume " + volume + ": " + std::to_string(split_.train.size()) +
                           " training rows, fewer than the " + std::to_string(world) + " ranks");

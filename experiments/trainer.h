@@ -28,6 +28,10 @@
 // the CPU; GPU kernels are not all deterministic). BatchNorm running statistics are per rank
 // during an epoch; they are averaged over the ranks before each checkpoint and each validation.
 //
+// Validation rows: a stratified fraction (data.validation_split), or with data.folds >= 2 fold
+// data.fold of a stratified k-fold partition (experiments/data_split.h); validation_split is then
+// not used, and the console's first line says which fold is held out.
+//
 // Outputs in output.dir (rank 0): config.toml (the canonical configuration), last.pt (every
 // output.checkpoint_every_steps steps and at every epoch end, after validation), metrics.jsonl,
 // validation_predictions.csv.

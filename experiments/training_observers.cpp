@@ -46,10 +46,13 @@ void ConsoleProgress::OnRunStart(const RunStartRecord& r) {
     std::printf("resuming from %s at epoch %lld step %lld (global step %lld)\n", r.checkpoint_path.c_str(),
                 static_cast<long long>(r.start_epoch + 1), static_cast<long long>(r.start_step),
                 static_cast<long long>(r.start_global_step));
-  std::printf("training %s (%s, %lld parameters) on %lld rows (%lld validation), %d rank(s) x batch %lld, "
+  const std::string fold = c.data.folds >= 2 ? ": fold " + std::to_string(c.data.fold) + " of a stratified " +
+                                                    std::to_string(c.data.folds) + "-fold partition"
+                                              : "";
+  std::printf("training %s (%s, %lld parameters) on %lld rows (%lld validation%s), %d rank(s) x batch %lld, "
               "%lld steps/epoch, %s\n",
               c.model.variant.c_str(), r.task.c_str(), static_cast<long long>(r.parameters),
-              static_cast<long long>(r.train_rows), static_cast<long long>(r.validation_rows), r.world_size,
+              static_cast<long long>(r.train_rows), static_cast<long long>(r.validation_rows), fold.c_str(), r.world_size,
               static_cast<long long>(c.train.batch_size), static_cast<long long>(r.steps_per_epoch), r.device.c_str());
   std::fflush(stdout);
 }

@@ -90,7 +90,8 @@ void AddSweepCommand(CLI::App& app) {
       std::printf("%s", WriteResults(o->dir, o->rows).c_str());
     } else {
       const auto rows = CollectResults(o->dir);
-      std::printf("%s", ResultsTable(rows, ReadStoredPlan(o->dir).objective, o->rows).c_str());
+      const StoredPlan plan = ReadStoredPlan(o->dir);
+      std::printf("%s", ResultsTable(rows, plan.objective, o->rows, plan.cross_validation).c_str());
     }
   });
 }

@@ -3,12 +3,14 @@
 // other axes under a constant schedule, one per epoch count under cosine); a sweep killed
 // mid-trial and rerun ends with the same results table; a failing trial is recorded while the
 // others finish; halving prunes by the rule; f1 thresholds learnt on validation are applied
-// unchanged by predict. Tiny models (width and depth 0.1) on 32 px volumes, one rank.
+// unchanged by predict; k-fold cross-validation, per trial or as an axis. Tiny models (width and
+// depth 0.1) on 32 px volumes, one rank.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <fstream>
 #include <random>
 #include <set>
@@ -63,13 +65,14 @@ std::string WriteSweepVolume(const std::string& path) {
 
 // A sweep file over a tiny model; `sweep` and `axes` are the bodies of [sweep] and [axes].
 std::string WriteSweep(const ScratchDir& dir, const std::string& sweep, const std::string& axes,
-                       const std::string& base_extra = "", const std::string& name = "sweep.toml") {
+                       const std::string& base_extra = "", const std::string& name = "sweep.toml",
+                       const std::string& data_extra = "") {
   const std::string volume = dir / "volume.h5";
   if (!FileExists(volume)) WriteSweepVolume(volume);
   const std::string path = dir / name;
   std::ofstream out(path);
   out << "[sweep]\ndir = \"" << (dir / "store") << "\"\n" << sweep << "\n"
-      << "[base.data]\nvolume = \"" << volume << "\"\nvalidation_split = 0.25\nsplit_seed = 3\n"
+      << "[base.data]\nvolume = \"" << volume << "\"\nvalidation_split = 0.25\nsplit_seed = 3\n" << data_extra
       << "[base.model]\nvariant = \"b0\"\nwidth_mult = 0.1\ndepth_mult = 0.1\n"
       << "[base.train]\nbatch_size = 5\nseed = 5\nthreads = 1\n" << base_extra << "\n"
       << "[axes]\n" << axes;
@@ -190,6 +193,69 @@ TEST(SweepSpec, HalvingUsesTheEpochCountsAsRungsAndNeedsAConstantSchedule) {
   EXPECT_NE(message.find("train.schedule = constant"), std::string::npos) << message;
 }
 
+// sweep.cross_validation = K: every trial is K training runs, one per fold (data.folds = K,
+// data.fold = k, in the trial's fold_k), and the plan counts and says so; data.fold as an axis
+// (data.folds set) makes each fold a trial of its own. What cannot be meant is refused before
+// anything is trained, naming the file and the key: one fold, halving, a fold axis beside
+// cross_validation, a base that sets other folds, a fold without folds, more folds than the
+// volume's 20 rows of each class.
+TEST(SweepSpec, CrossValidationPlansOneRunPerFoldAndRefusesWhatItCannotMean) {
+  ScratchDir dir;
+  const std::string axes = "\"train.lr\" = [0.01, 0.001]\n\"train.epochs\" = [1, 2]\nthresholds = [\"fixed:0.5\", \"f1\"]\n";
+  const SweepSpec spec = LoadSweepSpec(WriteSweep(dir, "cross_validation = 3", axes));
+  const SweepPlan plan = PlanSweep(spec);
+  ASSERT_EQ(plan.trials.size(), 2u);
+  EXPECT_EQ(plan.TrainingRuns(), 2 * 3);
+  EXPECT_EQ(plan.TrainedEpochs(), 2 * 3 * 2);
+  EXPECT_EQ(plan.Evaluations(), 2 * 2 * 2);
+  const auto runs = plan.trials[1].Runs();
+  ASSERT_EQ(runs.size(), 3u);
+  for (int64_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(runs[k].data.folds, 3);
+    EXPECT_EQ(runs[k].data.fold, k);
+    EXPECT_EQ(runs[k].output.dir, FoldDir(plan.trials[1].config.output.dir, k));
+    EXPECT_DOUBLE_EQ(runs[k].train.lr, 0.001);
+    EXPECT_EQ(runs[k].train.epochs, 2);
+    EXPECT_NO_THROW(ValidateTrainConfig(runs[k]));
+  }
+  const std::string text = PlanText(spec, plan);
+  EXPECT_NE(text.find("trials: 2, training runs: 6 (3 per trial, one per fold)"), std::string::npos) << text;
+  EXPECT_NE(text.find("trains 3 x 2 epoch(s) (folds 0..2)"), std::string::npos) << text;
+
+  const SweepPlan fold_axis = PlanSweep(LoadSweepSpec(WriteSweep(dir, "", "\"data.fold\" = [0, 1, 2]\n", "", "axis.toml",
+                                                                 "folds = 3\n")));
+  ASSERT_EQ(fold_axis.trials.size(), 3u);
+  EXPECT_EQ(fold_axis.TrainingRuns(), 3);
+  for (int64_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(fold_axis.trials[k].config.data.folds, 3);
+    EXPECT_EQ(fold_axis.trials[k].config.data.fold, k);
+  }
+
+  struct Case {
+    std::string sweep, axes, data, key, problem;
+  };
+  const Case cases[] = {
+      {"cross_validation = 1", "\"train.lr\" = [0.1]\n", "", "sweep.cross_validation", "at least 2"},
+      {"method = \"halving\"\ncross_validation = 2", "\"train.epochs\" = [1, 2]\n", "", "sweep.cross_validation",
+       "halving"},
+      {"cross_validation = 2", "\"data.fold\" = [0, 1]\n", "folds = 2\n", "axes.data.fold", "cannot be an axis"},
+      {"cross_validation = 2", "\"train.lr\" = [0.1]\n", "folds = 3\n", "sweep.cross_validation", "data.folds = 3"},
+      {"", "\"data.fold\" = [0, 1]\n", "", "data.fold", "needs data.folds >= 2"},
+      {"cross_validation = 21", "\"train.lr\" = [0.1]\n", "", "data.folds = 21", "only 20 rows"},
+  };
+  for (const Case& c : cases) {
+    const std::string path = WriteSweep(dir, c.sweep, c.axes, "", "bad.toml", c.data);
+    const std::string message = ErrorOf(path);
+    EXPECT_NE(message.find(path), std::string::npos) << message;
+    EXPECT_NE(message.find(c.key), std::string::npos) << message;
+    EXPECT_NE(message.find(c.problem), std::string::npos) << message;
+  }
+  const auto r = RunAngiotrain({"sweep", "run", "--config", WriteSweep(dir, "cross_validation = 21", "\"train.lr\" = [0.1]\n")});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("data.folds = 21"), std::string::npos) << r.output;
+  EXPECT_FALSE(FileExists(dir / "store"));
+}
+
 int CountTrainings(const std::string& store) {
   int runs = 0;
   for (const auto& name : ListDir(store + "/trials")) runs += FileExists(store + "/trials/" + name + "/config.toml");
@@ -262,6 +328,81 @@ TEST(SweepRun, KilledMidTrialAndRerunEndsWithTheSameResults) {
   EXPECT_EQ(second.output.find("t0000 (1 of 2)"), std::string::npos) << second.output;  // skipped
   EXPECT_NE(second.output.find("(global step 8)"), std::string::npos) << second.output;
   EXPECT_EQ(ReadFile(killed / "store/results.csv"), ReadFile(whole / "store/results.csv"));
+}
+
+// sweep.cross_validation = 2 with free epochs and thresholds: the trial trains 2 runs, one per
+// fold, whose validation patients split the volume; killed in fold 1 and run again, it skips
+// fold 0 and resumes fold 1 from its checkpoint. Each result's objective is the mean of the two
+// folds' objectives recomputed from their stored predictions, with their sd, in results.csv,
+// results.json and `sweep status`.
+TEST(SweepRun, CrossValidationTrainsEachFoldAndScoresTheMeanOfTheFolds) {
+  ScratchDir dir;
+  const std::string axes = "\"train.epochs\" = [1, 2]\nthresholds = [\"fixed:0.5\", \"f1\"]\n";
+  const std::string config = WriteSweep(dir, "cross_validation = 2\nobjective = \"kium\"", axes, "lr = 0.01\n");
+  // 20 training rows a fold, batch 5: 4 steps an epoch. Fold 1 is killed at global step 5 (its
+  // second epoch), after the checkpoint of its first.
+  const auto first = RunAngiotrain({"sweep", "run", "--config", config}, 0, 600,
+                                   {"ANGIOTRAIN_FAULT=point=sweep-trial-0-fold-1,step=5,action=kill"});
+  ASSERT_NE(first.exit_code, 0) << first.output;
+  const std::string store = dir / "store", trial = store + "/trials/t0000";
+  EXPECT_EQ(ReadTrialStatus(FoldDir(trial, 0)).state, "completed");
+  EXPECT_EQ(ReadTrialStatus(FoldDir(trial, 1)).state, "running");
+  EXPECT_EQ(ReadTrialStatus(FoldDir(trial, 1)).epochs_done, 1);
+  EXPECT_EQ(ReadTrialStatus(trial).state, "running");
+  const auto second = RunAngiotrain({"sweep", "run", "--config", config}, 0, 600);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_NE(second.output.find("fold_0 (1 of 2): completed, skipped"), std::string::npos) << second.output;
+  EXPECT_NE(second.output.find("fold_1 (2 of 2): resuming from its checkpoint"), std::string::npos) << second.output;
+  EXPECT_EQ(ReadTrialStatus(trial).state, "completed");
+
+  // Two training runs, one per fold; their validation patients split the 40 of the volume.
+  EXPECT_FALSE(FileExists(trial + "/config.toml"));
+  std::multiset<int32_t> validated;
+  for (int64_t k = 0; k < 2; ++k) {
+    const std::string fold = FoldDir(trial, k);
+    const TrainConfig c = LoadTrainConfig(fold + "/config.toml");
+    EXPECT_EQ(c.data.folds, 2);
+    EXPECT_EQ(c.data.fold, k);
+    EXPECT_EQ(CountLines(fold + "/metrics.jsonl"), 2) << fold;
+    for (const auto& row : ReadProbabilities(ValidationTruthPath(fold))) validated.insert(row.index);
+  }
+  EXPECT_EQ(validated.size(), 40u);
+  EXPECT_EQ(std::set<int32_t>(validated.begin(), validated.end()).size(), 40u);
+
+  const StoredPlan plan = ReadStoredPlan(store);
+  EXPECT_EQ(plan.cross_validation, 2);
+  const auto rows = CollectResults(store);
+  ASSERT_EQ(rows.size(), 2u * 2u);
+  for (const ResultRow& row : rows) {
+    SCOPED_TRACE(std::to_string(row.epochs) + " epochs, " + row.threshold);
+    std::vector<double> per_fold;
+    for (int64_t k = 0; k < 2; ++k) {
+      ThresholdInputs inputs;
+      ThresholdLabels labels;
+      ReadEpochEvidence(FoldDir(trial, k), row.epochs, &inputs, &labels);
+      const auto v = ScoreEvidence(inputs, labels, ThresholdRule::Parse(row.threshold)).Value(plan.objective);
+      ASSERT_TRUE(v.has_value());
+      per_fold.push_back(*v);
+    }
+    ASSERT_TRUE(row.objective.has_value());
+    EXPECT_DOUBLE_EQ(*row.objective, (per_fold[0] + per_fold[1]) / 2);
+    ASSERT_TRUE(row.objective_sd.has_value());
+    EXPECT_NEAR(*row.objective_sd, std::abs(per_fold[0] - per_fold[1]) / 2, 1e-12);
+    ASSERT_EQ(row.fold_objectives.size(), 2u);
+    EXPECT_EQ(*row.fold_objectives[0], per_fold[0]);
+    EXPECT_EQ(*row.fold_objectives[1], per_fold[1]);
+  }
+  const std::string csv = ReadFile(store + "/results.csv");
+  EXPECT_NE(csv.find(",objective,objective_sd,objective_fold_0,objective_fold_1,"), std::string::npos) << csv;
+  EXPECT_EQ(CountLines(store + "/results.csv"), 1 + 2 * 2);
+  const auto json = nlohmann::json::parse(ReadFile(store + "/results.json"));
+  EXPECT_EQ(json.value("cross_validation", 0), 2);
+  EXPECT_DOUBLE_EQ(json["results"][0]["objective_sd"].get<double>(), *rows[0].objective_sd);
+  EXPECT_EQ(json["results"][0]["fold_objectives"].size(), 2u);
+  const auto status = RunAngiotrain({"sweep", "status", store});
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find("kium  fold_sd"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("t0000  completed    2/2"), std::string::npos) << status.output;
 }
 
 TEST(SweepRun, AFailingTrialIsRecordedAndTheOthersFinish) {

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -14,6 +15,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include "core/csv.h"
 #include "core/error.h"
@@ -162,6 +164,90 @@ TEST(StratifiedSplit, HoldsOutTheFractionOfEachClassDeterministically) {
   EXPECT_EQ(positives, 12);  // 30% of 40
   EXPECT_EQ(a.train.size() + a.validation.size(), 100u);
   EXPECT_NE(StratifiedSplit(labels, 0.3, 10).validation, a.validation);
+}
+
+// The stratified k-fold partition on odd counts: every row in exactly one fold, each fold's count
+// of each class and its size within one of the others', the same for a seed and another for
+// another seed; too many folds for a class is refused naming data.folds.
+TEST(StratifiedFolds, PartitionEveryRowOnceWithBalancedClassesBySeed) {
+  for (const auto& [rows, positives] : {std::pair<int, int>{23, 9}, {31, 16}, {17, 5}}) {
+    std::vector<uint8_t> labels(rows, 0);
+    for (int i = 0; i < positives; ++i) labels[(i * 7) % rows] = 1;  // scattered, not a prefix
+    for (int64_t k = 2; k <= 5; ++k) {
+      SCOPED_TRACE(std::to_string(rows) + " rows, " + std::to_string(positives) + " positives, " + std::to_string(k) +
+                   " folds");
+      const auto fold_of = StratifiedFolds(labels, k, 4);
+      ASSERT_EQ(fold_of.size(), labels.size());
+      std::vector<int> per_class[2] = {std::vector<int>(k), std::vector<int>(k)};
+      for (size_t r = 0; r < fold_of.size(); ++r) {
+        ASSERT_GE(fold_of[r], 0);
+        ASSERT_LT(fold_of[r], k);
+        ++per_class[labels[r]][fold_of[r]];
+      }
+      std::vector<int> sizes(k);
+      for (int64_t f = 0; f < k; ++f) sizes[f] = per_class[0][f] + per_class[1][f];
+      for (const auto* counts : {&per_class[0], &per_class[1], &sizes})
+        EXPECT_LE(*std::max_element(counts->begin(), counts->end()) - *std::min_element(counts->begin(), counts->end()),
+                  1);
+      // Fold f's split holds out exactly fold f's rows and trains on all the others.
+      std::vector<int> held_out(rows, 0);
+      for (int64_t f = 0; f < k; ++f) {
+        const auto split = StratifiedFoldSplit(labels, k, f, 4);
+        EXPECT_EQ(split.train.size() + split.validation.size(), static_cast<size_t>(rows));
+        for (int64_t r : split.validation) {
+          EXPECT_EQ(fold_of[r], f) << "row " << r;
+          ++held_out[r];
+        }
+        for (int64_t r : split.train) EXPECT_NE(fold_of[r], f) << "row " << r;
+      }
+      EXPECT_EQ(held_out, std::vector<int>(rows, 1));  // each row validated in exactly one fold
+      EXPECT_EQ(StratifiedFolds(labels, k, 4), fold_of);
+      EXPECT_NE(StratifiedFolds(labels, k, 5), fold_of);
+    }
+  }
+  std::vector<uint8_t> three_positives(12, 0);
+  three_positives[1] = three_positives[5] = three_positives[9] = 1;
+  EXPECT_NO_THROW(StratifiedFolds(three_positives, 3, 0));
+  for (int64_t k : {1, 4}) {
+    try {
+      StratifiedFolds(three_positives, k, 0);
+      ADD_FAILURE() << k << " folds: no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("data.folds = " + std::to_string(k)), std::string::npos) << e.what();
+    }
+  }
+}
+
+// data.fold must name a fold of data.folds; the keys leave the hash of a single-split config as
+// it was (its checkpoints still resume) and take part in it when used.
+TEST(TrainConfig, FoldKeysAreCheckedAndHashedOnlyWhenUsed) {
+  TrainConfig c;
+  c.data.volume = "v.h5";
+  const std::string single_split_hash = ConfigHash(c);
+  EXPECT_EQ(CanonicalText(c, true).find("fold"), std::string::npos);
+  EXPECT_NE(CanonicalText(c).find("folds = 0"), std::string::npos);  // config.toml lists every key
+  for (const auto& [folds, fold, key] : {std::tuple<int64_t, int64_t, const char*>{3, 3, "data.fold"},
+                                         {0, 1, "data.fold"},
+                                         {4, -1, "data.fold"},
+                                         {-2, 0, "data.folds"}}) {
+    TrainConfig bad = c;
+    bad.data.folds = folds;
+    bad.data.fold = fold;
+    try {
+      ValidateTrainConfig(bad);
+      ADD_FAILURE() << folds << "/" << fold << ": no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("config key '") + key + "'"), std::string::npos) << e.what();
+    }
+  }
+  TrainConfig k_fold = c;
+  ApplyOverride(k_fold, "data.folds=3");
+  ValidateTrainConfig(k_fold);
+  EXPECT_NE(ConfigHash(k_fold), single_split_hash);
+  TrainConfig other_fold = k_fold;
+  ApplyOverride(other_fold, "data.fold=2");
+  ValidateTrainConfig(other_fold);
+  EXPECT_NE(ConfigHash(other_fold), ConfigHash(k_fold));
 }
 
 TEST(LearningRate, CosineWithWarmupRisesThenDecaysToZero) {
@@ -601,6 +687,50 @@ TEST(TrainCommand, ValidationRowsStayOutOfTrainingAndOutputsDescribeThem) {
       correct += (p > 0.5) == ((index - 1000) % 2 == 1);
     }
     EXPECT_DOUBLE_EQ(aneurysm_accuracy, correct / 6.0);
+  }
+}
+
+// With data.folds = 3 and data.fold = 1, validation_predictions.csv holds exactly fold 1's
+// patients of the stratified partition, and every training step draws from the other folds
+// only, all of them trained each epoch. Too many folds for the volume, or a fold outside them,
+// stops the command before it writes anything, naming the key.
+TEST(TrainCommand, KFoldRunValidatesItsFoldAndTrainsOnTheOthers) {
+  ScratchDir dir;
+  const int patients = 24;
+  auto volume = WriteVolume(dir / "v.h5", patients);
+  auto config = WriteConfig(dir, volume, "");
+  const std::string out = dir / "fold1", trace = dir / "trace";
+  const auto r = RunAngiotrain({"train", "--config", config, "--set", "output.dir=" + out, "--set", "data.folds=3",
+                                "--set", "data.fold=1", "--set", "train.epochs=1"},
+                               0, 120, {"ANGIOTRAIN_TRACE_EVENTS=" + trace});
+  ExpectSucceeded(r);
+  EXPECT_NE(r.output.find("(8 validation: fold 1 of a stratified 3-fold partition)"), std::string::npos) << r.output;
+
+  VolumeReader reader(volume, MPI_COMM_SELF);
+  const auto fold_of = StratifiedFolds(reader.aneurysm(), 3, 3);  // WriteConfig: split_seed = 3
+  std::set<int32_t> fold1, validated;
+  for (int row = 0; row < patients; ++row)
+    if (fold_of[row] == 1) fold1.insert(reader.index()[row]);
+  CsvTable predictions = ReadCsv(out + "/validation_predictions.csv");
+  for (const auto& row : predictions.rows) validated.insert(std::stoi(row[predictions.Column("Index")]));
+  EXPECT_EQ(predictions.rows.size(), fold1.size());
+  EXPECT_EQ(validated, fold1);
+
+  std::multiset<int64_t> trained;
+  for (const auto& step : TracedSteps(trace, 1)) trained.insert(step.rows.begin(), step.rows.end());
+  std::multiset<int64_t> other_folds;
+  for (int row = 0; row < patients; ++row)
+    if (fold_of[row] != 1) other_folds.insert(row);
+  EXPECT_EQ(trained, other_folds);  // 16 rows, batch 2: each other-fold row once, no fold 1 row
+
+  for (const auto& [set, key] : {std::pair<std::string, std::string>{"data.folds=13", "data.folds = 13"},
+                                 {"data.fold=3", "data.fold"}}) {
+    const std::string refused_dir = dir / ("refused-" + set);
+    const auto refused = RunAngiotrain({"train", "--config", config, "--set", "output.dir=" + refused_dir, "--set",
+                                        "data.folds=3", "--set", set});
+    EXPECT_NE(refused.exit_code, 0) << set;
+    EXPECT_NE(refused.output.find(key), std::string::npos) << refused.output;
+    EXPECT_FALSE(testing::FileExists(refused_dir)) << set;
   }
 }
 
