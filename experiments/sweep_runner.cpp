@@ -121,22 +121,40 @@ enum Action { kSkip = 0, kFresh = 1, kResume = 2 };
 
 }  // namespace
 
-void PrepareSweepStore(const SweepSpec& spec, const SweepPlan& plan, const ProcessContext& context) {
+namespace {
+std::string AnotherPlanMessage(const SweepSpec& spec) {
+  return spec.dir + "/plan.json: the store holds another sweep's plan (different axes, values, base config or "
+                    "method); give this sweep another sweep.dir, or remove " + spec.dir;
+}
+}  // namespace
+
+std::string StoredPlanConflict(const SweepSpec& spec, const SweepPlan& plan) {
   const std::string plan_path = spec.dir + "/plan.json";
-  const std::string text = PlanJson(spec, plan);
-  int problem = 0;
+  if (!fs::exists(plan_path) || ReadFile(plan_path) == PlanJson(spec, plan)) return "";
+  return AnotherPlanMessage(spec);
+}
+
+void WriteSweepStore(const SweepSpec& spec, const SweepPlan& plan) {
+  const std::string conflict = StoredPlanConflict(spec, plan);
+  if (!conflict.empty()) throw Error(conflict);
+  fs::create_directories(spec.dir + "/trials");
+  // Written only when they change: the tasks of a Slurm array all find the store that
+  // `sweep run --slurm` made, and none of them rewrites it.
+  const auto write = [](const std::string& path, const std::string& text) {
+    if (!fs::exists(path) || ReadFile(path) != text) WriteFileAtomically(path, text);
+  };
+  write(spec.dir + "/plan.json", PlanJson(spec, plan));
+  write(spec.dir + "/sweep.toml", ReadFile(spec.path));
+}
+
+void PrepareSweepStore(const SweepSpec& spec, const SweepPlan& plan, const ProcessContext& context) {
+  std::string conflict;
   if (context.is_root()) {
-    if (fs::exists(plan_path) && ReadFile(plan_path) != text) {
-      problem = 1;
-    } else {
-      fs::create_directories(spec.dir + "/trials");
-      WriteFileAtomically(plan_path, text);
-      WriteFileAtomically(spec.dir + "/sweep.toml", ReadFile(spec.path));
-    }
+    conflict = StoredPlanConflict(spec, plan);
+    if (conflict.empty()) WriteSweepStore(spec, plan);
   }
-  if (BroadcastInt(problem, context.comm))
-    throw CollectiveError(plan_path + ": the store holds another sweep's plan (different axes, values, base config "
-                          "or method); give this sweep another sweep.dir, or remove " + spec.dir);
+  if (BroadcastInt(conflict.empty() ? 0 : 1, context.comm))
+    throw CollectiveError(AnotherPlanMessage(spec));
 }
 
 // Rank 0: trials by status and the best objective so far, from the store, on the sweep's

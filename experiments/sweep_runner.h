@@ -36,5 +36,10 @@ void RunSweep(const SweepSpec& spec, const ProcessContext& context, const SweepR
 
 // Creates the store (or checks that it holds this plan): plan.json and sweep.toml. Collective.
 void PrepareSweepStore(const SweepSpec& spec, const SweepPlan& plan, const ProcessContext& context);
+// The same in one process (`sweep run --slurm`, before it submits): throws Error naming plan.json
+// when the store holds another plan.
+void WriteSweepStore(const SweepSpec& spec, const SweepPlan& plan);
+// The message saying that spec.dir holds another sweep's plan; "" when it holds none or this one.
+std::string StoredPlanConflict(const SweepSpec& spec, const SweepPlan& plan);
 
 }  // namespace angiotrain

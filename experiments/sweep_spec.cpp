@@ -230,8 +230,10 @@ SweepSpec ParseSweepSpec(const std::string& text, const std::string& path) {
       if (!node.is_table()) throw reader.Fail("axes", "must be a table ([axes])");
       reader.ReadAxes(*node.as_table(), "", spec);
       has_axes = true;
+    } else if (k == "slurm") {
+      // [slurm]: its own schema, read by `sweep run --slurm` (slurm/slurm_config.h).
     } else {
-      throw reader.Fail(std::string(k.str()), "unknown key (a sweep file has [sweep], base and [axes])");
+      throw reader.Fail(std::string(k.str()), "unknown key (a sweep file has [sweep], base, [axes] and [slurm])");
     }
   }
   if (!has_base) throw reader.Fail("base", "is required: a train config path, or a [base] table");

@@ -17,6 +17,7 @@
 //   "train.lr" = [1e-3, 1e-4]    # any train config key (quoted or as a dotted key) but
 //   "train.epochs" = [2, 4, 6]   #   output.dir and train.resume
 //   thresholds = ["mean+1std", "fixed:0.5", "f1", "youden"]
+//   [slurm]                      # `sweep run --slurm`: one array task per trial (slurm/slurm_config.h)
 //
 // Free axes. thresholds never needs training: every rule is evaluated on the stored validation
 // predictions. train.epochs is free where the learning-rate schedule does not depend on the

@@ -1,6 +1,8 @@
 // The batch script of a training job: #SBATCH lines from the [slurm] section, one MPI rank per
 // GPU started by `srun --mpi=pmix`, and the warning-signal -> checkpoint -> requeue -> resume
-// cycle (the template and why it is shaped so are in batch_script.cpp).
+// cycle (the template and why it is shaped so are in batch_script.cpp). A sweep on Slurm is two
+// scripts: a job array whose task N runs trial N through the same cycle, and a results job that
+// ranks the trial store once every task has ended.
 //
 // Nothing reaches the script unchecked: #SBATCH values are plain words (IsSbatchWord), and every
 // value in the shell body is single-quoted by ShellQuote; control characters are refused.
@@ -24,6 +26,26 @@ struct TrainJob {
 
 // The whole script. Throws Error naming the value when one cannot be written safely.
 std::string TrainBatchScript(const TrainJob& job);
+
+// `angiotrain sweep run --slurm`: the [slurm] section of the sweep file, for every trial.
+struct SweepArrayJob {
+  SlurmConfig slurm;        // validated (ValidateSlurmConfig)
+  std::string workdir;      // the folder the jobs run in (relative paths of the sweep resolve here)
+  std::string angiotrain;   // the binary (absolute)
+  std::string sweep_file;   // the sweep file (absolute)
+  std::string store;        // the trial store, sweep.dir (absolute)
+  int64_t trials = 0;       // the plan's trials: array tasks 0..trials-1
+  std::string array_log;    // an array task's log (#SBATCH --output; %A array id, %a task id)
+  std::string results_log;  // the results job's log
+};
+
+// The job array: --array=0-(trials-1)%K (K = slurm.array_parallel, at most trials); task N runs
+// `srun --mpi=... angiotrain sweep run --config SWEEP --dir STORE --trial N`, with the training
+// job's resources, warning signal and bounded requeue (a requeued task resumes its trial).
+std::string SweepArrayScript(const SweepArrayJob& job);
+// The results job: one task after every task of `array_job_id` has ended (afterany), running
+// `sweep status STORE --write` (results.csv, results.json) and `report --sweep STORE`.
+std::string SweepResultsScript(const SweepArrayJob& job, const std::string& array_job_id);
 
 // `value` as one shell word between single quotes ('it'\''s'). Throws Error for a control
 // character, which no quoting keeps on one line.

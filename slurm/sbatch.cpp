@@ -101,7 +101,7 @@ std::vector<std::string> EnvironmentForSlurm() {
 std::string SbatchProgram() {
   const std::string sbatch = FindOnPath("sbatch");
   if (sbatch.empty())
-    throw Error("slurm submit: sbatch is not on PATH: submitting needs Slurm's client commands (run it on the "
+    throw Error("sbatch is not on PATH: submitting needs Slurm's client commands (run it on the "
                 "cluster's login node, or install them: Debian's slurm-client); --dry-run prints the script "
                 "without them");
   return sbatch;
@@ -111,13 +111,13 @@ std::string SubmitBatchScript(const std::string& script_path) {
   const std::string sbatch = SbatchProgram();
   const Captured r = Run({sbatch, "--parsable", script_path}, EnvironmentForSlurm());
   if (r.status != 0)
-    throw Error("slurm submit: sbatch refused " + script_path + " (exit " + std::to_string(r.status) +
+    throw Error("sbatch refused " + script_path + " (exit " + std::to_string(r.status) +
                 "): " + Trim(r.err.empty() ? r.out : r.err));
   // --parsable prints "JOBID" or "JOBID;CLUSTER".
   std::string id = Trim(r.out);
   id = id.substr(0, id.find(';'));
   if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
-    throw Error("slurm submit: sbatch printed '" + Trim(r.out) + "', not a job id");
+    throw Error("sbatch printed '" + Trim(r.out) + "', not a job id");
   return id;
 }
 

@@ -34,6 +34,7 @@ std::vector<SlurmField> Fields(SlurmConfig& c) {
           {"output", &c.output},
           {"signal_seconds", &c.signal_seconds},
           {"max_requeues", &c.max_requeues},
+          {"array_parallel", &c.array_parallel},
           {"mpi", &c.mpi},
           {"network_interface", &c.network_interface},
           {"extra", &c.extra},
@@ -239,6 +240,8 @@ void ValidateSlurmConfig(const SlurmConfig& c) {
     fail("signal_seconds", std::to_string(c.signal_seconds) + " s is not before the time limit (" + c.time +
                                " = " + std::to_string(limit) + " s): the warning would come at the start");
   if (c.max_requeues < 0 || c.max_requeues > 1000) fail("max_requeues", "must be in [0, 1000]");
+  if (c.array_parallel < 1 || c.array_parallel > 100000)
+    fail("array_parallel", "must be in [1, 100000] (array tasks of a sweep running at once)");
   static const std::vector<std::string> mpi_kinds = {"pmix", "pmix_v3", "pmix_v4", "pmi2"};
   if (std::find(mpi_kinds.begin(), mpi_kinds.end(), c.mpi) == mpi_kinds.end())
     fail("mpi", "'" + c.mpi + "' is not one of pmix, pmix_v3, pmix_v4, pmi2");

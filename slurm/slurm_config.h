@@ -29,6 +29,8 @@ struct SlurmConfig {
   // shell, which forwards it to the training step: checkpoint at the next step, then requeue).
   int64_t signal_seconds = 300;
   int64_t max_requeues = 3;   // requeues per job (SLURM_RESTART_COUNT) before it gives up
+  // Sweeps only (`sweep run --slurm`): array tasks (trials) running at once, the array's %K.
+  int64_t array_parallel = 4;
   std::string mpi = "pmix";   // srun --mpi=...
   // Network interface(s) for NCCL and Open MPI's TCP traffic across nodes (NCCL_SOCKET_IFNAME,
   // OMPI_MCA_btl_tcp_if_include), e.g. "ib0" or "eth0"; "" : let them choose.

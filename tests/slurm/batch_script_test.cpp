@@ -1,7 +1,8 @@
 // The [slurm] schema and the batch script without a cluster: values that could inject shell are
 // refused or quoted (and a value that would touch a marker file if executed never does), the
 // script's warning -> requeue and resume logic run by bash against stand-in srun and scontrol,
-// and `slurm submit` without Slurm's commands.
+// and `slurm submit` without Slurm's commands; the same for a sweep's job array and results job
+// (`sweep run --slurm`).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -144,6 +145,7 @@ class ScriptRun {
     WriteText(dir_ / "bin/srun",
               "#!/bin/bash\n"
               "printf '%s\\n' \"$@\" > \"$FAKE_DIR/srun.argv\"\n"
+              "printf '%s\\n' \"$*\" >> \"$FAKE_DIR/srun.calls\"\n"
               "printf '%s' \"${PROBE-unset}\" > \"$FAKE_DIR/srun.probe\"\n"
               "case \"$FAKE_SRUN\" in\n"
               "  fail) exit 7 ;;\n"
@@ -157,12 +159,20 @@ class ScriptRun {
   }
 
   CommandResult Run(const TrainJob& job, const std::string& mode, int restarts) {
+    return RunScript(TrainBatchScript(job), mode, restarts);
+  }
+  // `extra_env`: e.g. SLURM_ARRAY_TASK_ID for an array task.
+  CommandResult RunScript(const std::string& text, const std::string& mode, int restarts,
+                          const std::vector<std::string>& extra_env = {}) {
     const std::string script = dir_ / "job.sbatch";
-    WriteText(script, TrainBatchScript(job));
-    for (const char* f : {"srun.argv", "srun.probe", "srun.usr1", "scontrol.calls"}) std::filesystem::remove(dir_ / f);
-    return RunCommand({"bash", script}, 60,
-                      {"PATH=" + (dir_ / "bin") + ":/usr/bin:/bin", "FAKE_DIR=" + dir_.path(), "FAKE_SRUN=" + mode,
-                       "SLURM_JOB_ID=42", "SLURM_RESTART_COUNT=" + std::to_string(restarts)});
+    WriteText(script, text);
+    for (const char* f : {"srun.argv", "srun.calls", "srun.probe", "srun.usr1", "scontrol.calls"})
+      std::filesystem::remove(dir_ / f);
+    std::vector<std::string> env = {"PATH=" + (dir_ / "bin") + ":/usr/bin:/bin", "FAKE_DIR=" + dir_.path(),
+                                    "FAKE_SRUN=" + mode, "SLURM_JOB_ID=42",
+                                    "SLURM_RESTART_COUNT=" + std::to_string(restarts)};
+    env.insert(env.end(), extra_env.begin(), extra_env.end());
+    return RunCommand({"bash", script}, 60, env);
   }
   std::string File(const std::string& name) const { return testing::ReadText(dir_ / name); }
 
@@ -268,6 +278,115 @@ TEST(TrainBatchScript, RequeuedJobResumesFromTheCheckpointAndFailuresAreNotReque
   EXPECT_EQ(run.File("scontrol.calls"), "");
 }
 
+SweepArrayJob ExampleSweep(const ScratchDir& dir) {
+  SweepArrayJob job;
+  job.workdir = dir.path();
+  job.angiotrain = "/opt/angio train/bin/angiotrain";
+  job.sweep_file = dir / "sweep.toml";
+  job.store = dir / "store";
+  job.trials = 3;
+  job.array_log = dir / "store/slurm/trial-%A_%a.out";
+  job.results_log = dir / "store/slurm/results-%j.out";
+  return job;
+}
+
+TEST(SweepArrayScript, IsOneArrayTaskPerTrialWithTheConcurrencyLimitAndTheTrainingJobsResources) {
+  ScratchDir dir;
+  SweepArrayJob job = ExampleSweep(dir);
+  job.slurm.partition = "gpu";
+  job.slurm.gpus_per_node = 4;
+  job.slurm.time = "02:00:00";
+  job.slurm.array_parallel = 2;
+  const std::string s = SweepArrayScript(job);
+  for (const std::string& line : std::vector<std::string>{
+           "#SBATCH --array=0-2%2\n", "#SBATCH --partition=gpu\n", "#SBATCH --ntasks-per-node=4\n",
+        "#SBATCH --gpus-per-task=1\n", "#SBATCH --time=02:00:00\n", "#SBATCH --requeue\n",
+        "#SBATCH --signal=B:USR1@300\n", "#SBATCH --open-mode=append\n",
+        "#SBATCH --output=" + (dir / "store/slurm/trial-%A_%a.out") + "\n"})
+    EXPECT_NE(s.find(line), std::string::npos) << line << "\n" << s;
+  EXPECT_EQ(RunCommand({"bash", "-n", "-c", s}).exit_code, 0);
+  job.slurm.array_parallel = 4;  // more than the trials: all of them at once
+  EXPECT_NE(SweepArrayScript(job).find("#SBATCH --array=0-2%3\n"), std::string::npos);
+  job.trials = 0;
+  EXPECT_THROW(SweepArrayScript(job), Error);
+}
+
+TEST(SweepArrayScript, TaskRunsItsTrialAndRequeuesOnTheWarning) {
+  ScratchDir dir;
+  ScriptRun run(dir);
+  const SweepArrayJob job = ExampleSweep(dir);
+  CommandResult r = run.RunScript(SweepArrayScript(job), "ok", 0, {"SLURM_ARRAY_TASK_ID=1"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(run.File("srun.argv"), "--mpi=pmix\n--kill-on-bad-exit=1\n/opt/angio train/bin/angiotrain\nsweep\nrun\n"
+                                   "--config\n" + job.sweep_file + "\n--dir\n" + job.store + "\n--trial\n1\n");
+  // A requeued task runs the same command: the trial store resumes the trial by itself.
+  ASSERT_EQ(run.RunScript(SweepArrayScript(job), "ok", 1, {"SLURM_ARRAY_TASK_ID=1"}).exit_code, 0);
+  EXPECT_EQ(run.File("srun.argv").find("--resume"), std::string::npos);
+  CommandResult warned = run.RunScript(SweepArrayScript(job), "warn", 0, {"SLURM_ARRAY_TASK_ID=2"});
+  EXPECT_EQ(warned.exit_code, 0) << warned.output;
+  EXPECT_EQ(run.File("srun.usr1"), "got-usr1\n") << warned.output;
+  EXPECT_EQ(run.File("scontrol.calls"), "requeue 42\n") << warned.output;
+  CommandResult past_limit = run.RunScript(SweepArrayScript(job), "ok", 4, {"SLURM_ARRAY_TASK_ID=2"});
+  EXPECT_EQ(past_limit.exit_code, 3) << past_limit.output;
+  EXPECT_NE(past_limit.output.find("keeps trial 2 where it stopped"), std::string::npos) << past_limit.output;
+  CommandResult not_an_array = run.RunScript(SweepArrayScript(job), "ok", 0);
+  EXPECT_NE(not_an_array.exit_code, 0);
+  EXPECT_NE(not_an_array.output.find("task of a Slurm job array"), std::string::npos) << not_an_array.output;
+}
+
+TEST(SweepResultsScript, WaitsForTheWholeArrayThenRanksTheStoreAndWritesTheReport) {
+  ScratchDir dir;
+  ScriptRun run(dir);
+  SweepArrayJob job = ExampleSweep(dir);
+  job.slurm.account = "proj-7";
+  job.slurm.gpus_per_node = 8;
+  job.slurm.extra = {"--exclusive"};
+  const std::string s = SweepResultsScript(job, "777");
+  for (const std::string& line : std::vector<std::string>{"#SBATCH --dependency=afterany:777\n", "#SBATCH --ntasks=1\n",
+                                 "#SBATCH --account=proj-7\n", "#SBATCH --job-name=angiotrain-results\n",
+                                 "#SBATCH --output=" + (dir / "store/slurm/results-%j.out") + "\n"})
+    EXPECT_NE(s.find(line), std::string::npos) << line << "\n" << s;
+  // No GPUs, no requeue, no exclusive node: it reads files.
+  for (const char* option : {"--array", "--gpus", "--requeue", "--exclusive", "--signal"})
+    EXPECT_EQ(s.find(std::string("#SBATCH ") + option), std::string::npos) << option;
+  EXPECT_THROW(SweepResultsScript(job, "777;touch x"), Error);
+  CommandResult r = run.RunScript(s, "ok", 0);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(run.File("srun.calls"),
+            "--mpi=pmix --ntasks=1 /opt/angio train/bin/angiotrain sweep status " + job.store + " --write --rows 0\n"
+            "--mpi=pmix --ntasks=1 /opt/angio train/bin/angiotrain report --sweep " + job.store + " --examples 1\n");
+  CommandResult failed = run.RunScript(s, "fail", 0);
+  EXPECT_EQ(failed.exit_code, 7) << failed.output;
+  EXPECT_NE(failed.output.find("sweep status failed with status 7"), std::string::npos) << failed.output;
+}
+
+TEST(SweepScripts, PathsAndEnvironmentValuesWithShellMetacharactersArriveVerbatimAndAreNeverExecuted) {
+  ScratchDir dir;
+  ScriptRun run(dir);
+  const std::string marker = dir / "executed";
+  const std::string odd = "$(touch " + marker + ")`touch " + marker + "`;touch " + marker + " 'q' \"dq\" \\";
+  SweepArrayJob job = ExampleSweep(dir);
+  job.sweep_file = dir / ("sweep " + odd + ".toml");
+  job.store = dir / ("store " + odd);
+  job.workdir = dir.path();
+  job.slurm.env = {"PROBE=" + odd};
+  ValidateSlurmConfig(job.slurm);
+  CommandResult task = run.RunScript(SweepArrayScript(job), "ok", 0, {"SLURM_ARRAY_TASK_ID=0"});
+  ASSERT_EQ(task.exit_code, 0) << task.output;
+  EXPECT_EQ(run.File("srun.argv"), "--mpi=pmix\n--kill-on-bad-exit=1\n/opt/angio train/bin/angiotrain\nsweep\nrun\n"
+                                   "--config\n" + job.sweep_file + "\n--dir\n" + job.store + "\n--trial\n0\n");
+  EXPECT_EQ(run.File("srun.probe"), odd);
+  CommandResult results = run.RunScript(SweepResultsScript(job, "777"), "ok", 0);
+  ASSERT_EQ(results.exit_code, 0) << results.output;
+  EXPECT_NE(run.File("srun.calls").find("sweep status " + job.store + " --write"), std::string::npos)
+      << run.File("srun.calls");
+  EXPECT_EQ(run.File("srun.probe"), odd);
+  EXPECT_FALSE(FileExists(marker));
+  job.store = dir / "store\ntouch x";
+  EXPECT_THROW(SweepArrayScript(job), Error);
+  EXPECT_THROW(SweepResultsScript(job, "777"), Error);
+}
+
 std::string WriteSubmitConfig(const ScratchDir& dir, const std::string& slurm_section) {
   const std::string path = dir / "config.toml";
   WriteText(path, "[data]\nvolume = \"" + (dir / "train.h5") + "\"\n[output]\ndir = \"" + (dir / "run") +
@@ -314,6 +433,67 @@ TEST(SlurmSubmit, InjectionInAConfigValueIsRefusedBeforeAnythingIsWritten) {
   EXPECT_EQ(set.exit_code, 1) << set.output;
   EXPECT_NE(set.output.find("config key 'slurm.account'"), std::string::npos) << set.output;
   EXPECT_FALSE(FileExists(dir / "run"));
+  EXPECT_FALSE(FileExists(marker));
+}
+
+// A 3-trial grid sweep (train.lr) over a volume that need not exist: the sweep is only planned.
+std::string WriteSlurmSweep(const ScratchDir& dir, const std::string& sweep_extra, const std::string& slurm_section,
+                            const std::string& axes = "\"train.lr\" = [0.01, 0.005, 0.001]\n") {
+  const std::string path = dir / "sweep.toml";
+  WriteText(path, "[sweep]\ndir = \"" + (dir / "store") + "\"\n" + sweep_extra + "\n[base.data]\nvolume = \"" +
+                      (dir / "train.h5") + "\"\n[base.train]\nepochs = 2\n[axes]\n" + axes + "[slurm]\n" +
+                      slurm_section);
+  return path;
+}
+
+TEST(SweepRunSlurm, DryRunPrintsTheArrayAndTheResultsScriptsAndWritesNothing) {
+  ScratchDir dir;
+  const std::string sweep = WriteSlurmSweep(dir, "", "array_parallel = 2\ntasks_per_node = 2\n");
+  const std::vector<std::string> without_slurm = EnvironmentWithoutSlurm(dir);
+  CommandResult dry = RunAngiotrain({"sweep", "run", "--config", sweep, "--slurm", "--dry-run"}, 0, 60, without_slurm);
+  ASSERT_EQ(dry.exit_code, 0) << dry.output;
+  for (const std::string& part : std::vector<std::string>{
+           "#SBATCH --array=0-2%2\n", "#SBATCH --ntasks-per-node=2\n", "#SBATCH --requeue\n",
+        "sweep_file='" + sweep + "'\n", "store='" + (dir / "store") + "'\n",
+        "sweep run --config \"$sweep_file\" --dir \"$store\" --trial \"$trial\"",
+        "#SBATCH --dependency=afterany:ARRAY_JOB_ID\n", "sweep status \"$store\" --write",
+        "report --sweep \"$store\""})
+    EXPECT_NE(dry.output.find(part), std::string::npos) << part << "\n" << dry.output;
+  EXPECT_EQ(testing::CountOccurrences(dry.output, "#!/bin/bash\n"), 2u) << dry.output;
+  EXPECT_FALSE(FileExists(dir / "store"));
+
+  // Without --dry-run and without Slurm: said before the store is made.
+  CommandResult r = RunAngiotrain({"sweep", "run", "--config", sweep, "--slurm"}, 0, 60, without_slurm);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("sbatch is not on PATH"), std::string::npos) << r.output;
+  EXPECT_FALSE(FileExists(dir / "store"));
+}
+
+TEST(SweepRunSlurm, HalvingAndBadSlurmValuesAreRefusedBeforeAnythingIsWrittenOrSubmitted) {
+  ScratchDir dir;
+  const std::string marker = dir / "executed";
+  const std::string halving = WriteSlurmSweep(dir, "method = \"halving\"", "",
+                                              "\"train.lr\" = [0.01, 0.001]\n\"train.epochs\" = [1, 2]\n");
+  // Slurm's commands on PATH or not, halving is refused first: nothing would be submitted.
+  CommandResult r = RunAngiotrain({"sweep", "run", "--config", halving, "--slurm"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("\"halving\" cannot run as a Slurm job array"), std::string::npos) << r.output;
+  EXPECT_FALSE(FileExists(dir / "store"));
+
+  for (const std::string& slurm : std::vector<std::string>{"partition = \"gpu$(touch " + marker + ")\"\n",
+                                   "env = [\"X=1\\ntouch " + marker + "\"]\n", "array_parallel = 0\n",
+                                   "queue = \"gpu\"\n"}) {
+    CommandResult bad = RunAngiotrain({"sweep", "run", "--config", WriteSlurmSweep(dir, "", slurm), "--slurm", "--dry-run"});
+    EXPECT_EQ(bad.exit_code, 1) << bad.output;
+    EXPECT_NE(bad.output.find("slurm."), std::string::npos) << slurm << "\n" << bad.output;
+    EXPECT_EQ(bad.output.find("#!/bin/bash"), std::string::npos) << bad.output;
+  }
+  // A store folder whose name would reach an #SBATCH line unquoted.
+  CommandResult odd_dir = RunAngiotrain({"sweep", "run", "--config", WriteSlurmSweep(dir, "", ""), "--dir",
+                                         dir / "st;touch x", "--slurm", "--dry-run"});
+  EXPECT_EQ(odd_dir.exit_code, 1) << odd_dir.output;
+  EXPECT_NE(odd_dir.output.find("choose such a sweep.dir"), std::string::npos) << odd_dir.output;
+  EXPECT_FALSE(FileExists(dir / "store"));
   EXPECT_FALSE(FileExists(marker));
 }
 

@@ -2,16 +2,21 @@
 // 2-rank training job started by srun --mpi=pmix; Slurm's warning signal to a running job
 // (scancel --batch --signal=USR1, what --signal=B:USR1@N does at the time limit) makes it
 // checkpoint, requeue itself and resume to the same final weights as an uninterrupted run; a
-// cancelled job keeps its last complete checkpoint. Tiny model on a 32 px phantom volume.
+// cancelled job keeps its last complete checkpoint; `sweep run --slurm` runs a 3-trial sweep as a
+// job array (one trial failing) and its results job ranks the store. Tiny model on a 32 px
+// phantom volume.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <chrono>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "experiments/checkpoint.h"
+#include "experiments/sweep_store.h"
 #include "tests/slurm/local_slurm.h"
 #include "tests/support/test_support.h"
 
@@ -137,6 +142,82 @@ TEST(SlurmCluster, CancelledJobKeepsItsLastCompleteCheckpointAndIsNotRequeued) {
   LoadedCheckpoint last = LoadCheckpoint(dir / "cancelled/last.pt");  // throws if torn
   EXPECT_GE(last.global_step, 8);
   EXPECT_EQ(testing::ReadText(log).find("requeueing"), std::string::npos);
+}
+
+// The JobState of every task of array job `id`, by task id (`scontrol -o show job` prints one
+// line per task).
+std::map<std::string, std::string> ArrayTaskStates(const LocalSlurm& slurm, const std::string& id) {
+  std::map<std::string, std::string> states;
+  std::istringstream lines(slurm.Client({"scontrol", "-o", "show", "job", id}).output);
+  for (std::string line; std::getline(lines, line);) {
+    std::map<std::string, std::string> fields;
+    std::istringstream words(line);
+    for (std::string word; words >> word;) {
+      const auto eq = word.find('=');
+      if (eq != std::string::npos) fields.emplace(word.substr(0, eq), word.substr(eq + 1));
+    }
+    if (fields.count("ArrayTaskId")) states[fields["ArrayTaskId"]] = fields["JobState"];
+  }
+  return states;
+}
+
+TEST(SlurmCluster, SweepRunsAsAJobArrayAndTheResultsJobRanksEveryTrialAFailedOneIncluded) {
+  ScratchDir dir;
+  LocalSlurm slurm(dir / "cluster");
+  const std::string volume = MakeVolume(dir);
+  const std::string marker = dir / "executed";
+  const std::string store = dir / "store";
+  const std::string sweep = dir / "sweep.toml";
+  // 3 one-rank trials, 2 at a time; trial 2 fails at its start (the fault reaches the tasks
+  // through slurm.env, next to a value that would create the marker if the script evaluated it).
+  std::ofstream(sweep) << "[sweep]\ndir = \"" << store << "\"\n"
+                       << "[base.data]\nvolume = \"" << volume << "\"\nvalidation_split = 0.25\n"
+                       << "[base.model]\nwidth_mult = 0.1\ndepth_mult = 0.1\n"
+                       << "[base.train]\nepochs = 2\nbatch_size = 3\nseed = 5\nthreads = 1\n"
+                       << "[axes]\n\"train.lr\" = [0.01, 0.003, 0.001]\n"
+                       << "[slurm]\njob_name = \"sweep\"\ntasks_per_node = 1\narray_parallel = 2\ntime = \"30:00\"\n"
+                       << "network_interface = \"lo\"\n"
+                       << "env = [\"ANGIOTRAIN_FAULT=point=sweep-trial,step=2,action=error\", \"PROBE=$(touch "
+                       << marker << ");touch " << marker << "\"]\n";
+  CommandResult submit = RunAngiotrain({"sweep", "run", "--config", sweep, "--slurm"}, 0, 60, slurm.env());
+  ASSERT_EQ(submit.exit_code, 0) << submit.output;
+  std::vector<std::string> ids;
+  std::istringstream lines(submit.output);
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty() && line.find_first_not_of("0123456789") == std::string::npos) ids.push_back(line);
+  ASSERT_EQ(ids.size(), 2u) << submit.output;
+  const std::string array_id = ids[0], results_id = ids[1];
+  EXPECT_NE(slurm.Job(results_id)["Dependency"].find("afterany:" + array_id), std::string::npos)
+      << slurm.Client({"scontrol", "show", "job", results_id}).output;
+
+  const std::string results_log = store + "/slurm/results-" + results_id + ".out";
+  EXPECT_EQ(slurm.WaitForState(results_id, {"COMPLETED", "FAILED", "CANCELLED"}, 600), "COMPLETED")
+      << testing::ReadText(results_log);
+  // Every task ended well: a failed trial is a failed trial, not a failed task.
+  const auto tasks = ArrayTaskStates(slurm, array_id);
+  EXPECT_EQ(tasks, (std::map<std::string, std::string>{{"0", "COMPLETED"}, {"1", "COMPLETED"}, {"2", "COMPLETED"}}));
+  for (int task = 0; task < 3; ++task) {
+    const std::string log = testing::ReadText(store + "/slurm/trial-" + array_id + "_" + std::to_string(task) + ".out");
+    EXPECT_NE(log.find("sweep trial " + std::to_string(task) + " of " + store), std::string::npos) << log;
+  }
+  EXPECT_EQ(ReadTrialStatus(store + "/trials/t0000").state, "completed");
+  EXPECT_EQ(ReadTrialStatus(store + "/trials/t0001").state, "completed");
+  const TrialStatus failed = ReadTrialStatus(store + "/trials/t0002");
+  EXPECT_EQ(failed.state, "failed");
+  EXPECT_NE(failed.reason.find("sweep-trial"), std::string::npos) << failed.reason;
+
+  // results.csv (written by the results job) ranks the 3 trials, the failed one last.
+  ASSERT_TRUE(FileExists(store + "/results.csv")) << testing::ReadText(results_log);
+  const auto rows = CollectResults(store);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows.back().trial, "t0002");
+  std::set<std::string> ranked;
+  for (const auto& row : rows) ranked.insert(row.trial);
+  EXPECT_EQ(ranked, (std::set<std::string>{"t0000", "t0001", "t0002"}));
+  EXPECT_EQ(testing::ReadText(store + "/results.csv"), ResultsCsv(rows));
+  EXPECT_TRUE(FileExists(store + "/results.json"));
+  EXPECT_TRUE(FileExists(store + "/report.html")) << testing::ReadText(results_log);
+  EXPECT_FALSE(FileExists(marker));
 }
 
 }  // namespace
