@@ -140,7 +140,9 @@ TEST(SlurmCluster, CancelledJobKeepsItsLastCompleteCheckpointAndIsNotRequeued) {
   EXPECT_EQ(slurm.WaitForState(id, {"CANCELLED", "COMPLETED", "FAILED"}, 120), "CANCELLED") << testing::ReadText(log);
   EXPECT_EQ(slurm.Job(id)["Restarts"], "0");
   LoadedCheckpoint last = LoadCheckpoint(dir / "cancelled/last.pt");  // throws if torn
-  EXPECT_GE(last.global_step, 8);
+  // 4 steps an epoch, a checkpoint after every step but an epoch's last, whose checkpoint comes
+  // after the epoch's line: the cancel may land before it (measured: step 7 in 2 of 4 runs).
+  EXPECT_GE(last.global_step, 7);
   EXPECT_EQ(testing::ReadText(log).find("requeueing"), std::string::npos);
 }
 
