@@ -86,7 +86,8 @@ const ChoiceTable<ScheduleKind>& ScheduleChoices() {
   return table;
 }
 const ChoiceTable<BatchNormMode>& BatchNormChoices() {
-  static const ChoiceTable<BatchNormMode> table = {{"batch", BatchNormMode::kBatch}, {"eval", BatchNormMode::kEval}};
+  static const ChoiceTable<BatchNormMode> table = {
+      {"batch", BatchNormMode::kBatch}, {"sync", BatchNormMode::kSync}, {"eval", BatchNormMode::kEval}};
   return table;
 }
 

@@ -45,9 +45,15 @@ struct TrainConfig {
     double grad_clip = 0;               // max global L2 norm; 0: off
     int64_t seed = 0;
     double bucket_mb = 25;
-    bool sync_batchnorm = false;  // average BatchNorm running statistics after every step
-    // "batch": BatchNorm normalises with batch statistics in training (the usual); "eval": it
-    // uses the running statistics, frozen (then 2 ranks x b equals 1 rank x 2b exactly).
+    // Averages the BatchNorm running statistics (used by evaluation only) over the ranks after
+    // every step; training still normalises with each rank's batch. batchnorm = "sync" is what
+    // shares the batch statistics themselves.
+    bool sync_batchnorm = false;
+    // "batch": in training BatchNorm normalises with the statistics of each rank's batch (the
+    // usual, torch.nn.BatchNorm2d under DDP); "sync": with those of the global batch over every
+    // rank (torch.nn.SyncBatchNorm: one all-reduce per layer in forward and one in backward);
+    // "eval": with the running statistics, frozen. With "sync" or "eval", 2 ranks x b train as
+    // 1 rank x 2b would.
     std::string batchnorm = "batch";
     double location_pos_weight = 1;  // multiplies the positive term of each location column
     int64_t threads = 0;          // intra-op threads per rank; 0: 1 when world > 1, else torch's
@@ -104,7 +110,7 @@ std::string ResumableKeys();
 // and precisions have their tables in models/ and distributed/.
 enum class OptimizerKind { kAdam, kAdamW, kSgd };
 enum class ScheduleKind { kConstant, kCosine };
-enum class BatchNormMode { kBatch, kEval };
+enum class BatchNormMode { kBatch, kSync, kEval };
 const ChoiceTable<OptimizerKind>& OptimizerChoices();
 const ChoiceTable<ScheduleKind>& ScheduleChoices();
 const ChoiceTable<BatchNormMode>& BatchNormChoices();

@@ -15,6 +15,7 @@
 #include "core/random.h"
 #include "datasets/batch_prefetcher.h"
 #include "distributed/communicator_factory.h"
+#include "distributed/differentiable_all_reduce.h"
 #include "experiments/checkpoint.h"
 #include "experiments/optimization.h"
 #include "experiments/task_model.h"
@@ -29,13 +30,23 @@ double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(
 
 void SetBatchNormEval(torch::nn::Module& module) {
   for (auto& m : module.modules(/*include_self=*/false))
-    if (dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get())) m->eval();
+    if (dynamic_cast<SyncableBatchNorm2dImpl*>(m.get())) m->eval();
 }
 
 // The per-step generator seed: distinct per (seed, step, rank) so ranks drop different units.
 uint64_t StepSeed(int64_t seed, int64_t global_step, int rank) {
   return MixSeed(MixSeed(static_cast<uint64_t>(seed), static_cast<uint64_t>(global_step)), static_cast<uint64_t>(rank));
 }
+
+// Synchronised BatchNorm's sum over the ranks (models/batch_norm.h), differentiable.
+class RankSum : public ReplicaSum {
+ public:
+  explicit RankSum(std::unique_ptr<Communicator> comm) : comm_(std::move(comm)) {}
+  torch::Tensor Sum(const torch::Tensor& local) override { return AllReduceSumWithGradient(local, *comm_); }
+
+ private:
+  std::unique_ptr<Communicator> comm_;
+};
 
 std::atomic<bool> stop_signalled{false};
 void OnStopSignal(int) { stop_signalled.store(true); }
@@ -79,6 +90,12 @@ Trainer::Trainer(const TrainConfig& config, const ProcessContext& context)
   MaybeInjectFault("model", context_.rank);
   MaybeInjectFault("broadcast", context_.rank);
   BroadcastModuleState(*model_, *comm_);
+  if (BatchNormChoice(config_) == BatchNormMode::kSync && world > 1) {
+    batch_statistics_ = std::make_shared<RankSum>(MakeCommunicator(context_, comm_options));
+    const int layers = ShareBatchStatistics(*model_, batch_statistics_);
+    if (context_.is_root())
+      std::printf("BatchNorm: %d layers normalise with the statistics of the global batch (%d ranks)\n", layers, world);
+  }
   optimizer_ = MakeOptimizer(config_, model_->parameters());
 
   const std::string& dir = config_.output.dir;

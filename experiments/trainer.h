@@ -27,6 +27,8 @@
 // uninterrupted run with the same seed and world size, and ends with bit-identical weights (on
 // the CPU; GPU kernels are not all deterministic). BatchNorm running statistics are per rank
 // during an epoch; they are averaged over the ranks before each checkpoint and each validation.
+// With train.batchnorm = "sync" every BatchNorm layer normalises with the statistics of the
+// global batch (models/batch_norm.h), and the running statistics are the same on every rank.
 //
 // Validation rows: a stratified fraction (data.validation_split), or with data.folds >= 2 fold
 // data.fold of a stratified k-fold partition (experiments/data_split.h); validation_split is then
@@ -54,6 +56,7 @@
 #include "experiments/threshold_rule.h"
 #include "experiments/train_config.h"
 #include "experiments/training_records.h"
+#include "models/batch_norm.h"
 
 namespace angiotrain {
 
@@ -107,6 +110,9 @@ class Trainer {
   TrainConfig config_;
   ProcessContext context_;
   std::unique_ptr<Communicator> comm_;
+  // train.batchnorm = "sync" on several ranks: the sum over ranks that every BatchNorm layer
+  // uses, on a communicator of its own (distributed/differentiable_all_reduce.h says why).
+  std::shared_ptr<ReplicaSum> batch_statistics_;
   std::unique_ptr<VolumeReader> reader_;
   Task task_;
   ThresholdRule rule_;

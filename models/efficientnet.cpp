@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/batch_norm.h"
 
 namespace angiotrain {
 
@@ -81,7 +82,8 @@ NetworkSpec ScaleNetwork(const EfficientNetConfig& config) {
 
 namespace {
 
-// torchvision's Conv2dNormActivation: conv (no bias, "same" padding) -> batch norm -> SiLU.
+// torchvision's Conv2dNormActivation: conv (no bias, "same" padding) -> batch norm -> SiLU. The
+// batch norm is BatchNorm2d that can share its statistics over data-parallel ranks (batch_norm.h).
 LayerSequence ConvNormActivation(int in, int out, int kernel, int stride, int groups,
                                          double bn_eps, double bn_momentum, bool activation) {
   LayerSequence seq;
@@ -91,7 +93,7 @@ LayerSequence ConvNormActivation(int in, int out, int kernel, int stride, int gr
                                        .groups(groups)
                                        .bias(false)));
   seq->push_back(
-      torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(out).eps(bn_eps).momentum(bn_momentum)));
+      SyncableBatchNorm2d(torch::nn::BatchNorm2dOptions(out).eps(bn_eps).momentum(bn_momentum)));
   if (activation) seq->push_back(torch::nn::SiLU());
   return seq;
 }
@@ -186,7 +188,7 @@ EfficientNetImpl::EfficientNetImpl(const EfficientNetConfig& config)
     if (auto* conv = m->as<torch::nn::Conv2d>()) {
       torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut);
       if (conv->bias.defined()) conv->bias.zero_();
-    } else if (auto* bn = m->as<torch::nn::BatchNorm2d>()) {
+    } else if (auto* bn = m->as<SyncableBatchNorm2d>()) {
       bn->weight.fill_(1.0);
       bn->bias.zero_();
     } else if (auto* linear = m->as<torch::nn::Linear>()) {

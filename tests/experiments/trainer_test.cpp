@@ -277,17 +277,34 @@ TEST(TrainCommand, UnknownConfigKeyFailsNamingFileAndKey) {
   EXPECT_NE(r.output.find("model.colour"), std::string::npos) << r.output;
 }
 
-// 2 ranks with batch b reach the same weights as 1 rank with batch 2b (BatchNorm frozen, no
-// dropout: then the averaged gradient is exactly the global batch's).
-TEST(TrainCommand, TwoRanksMatchOneRankWithTwiceTheBatch) {
+// 2 ranks with batch b reach the same weights (and BatchNorm statistics) as 1 rank with batch
+// 2b when BatchNorm does not see the per-rank batch: frozen ("eval") or synchronised over the
+// ranks ("sync"); no dropout: then the averaged gradient is exactly the global batch's. "eval"
+// computes each sample exactly as one process does, so the difference is the reduction order's;
+// "sync" computes the statistics another way than torch's kernel, and on these 2-sample batches
+// (1x1 maps in the last stages) SGD amplifies float rounding with the learning rate (measured:
+// the largest difference is 3e-4 of the largest weight change at lr 1e-3, 8% at 1e-2), so it
+// trains at 1e-3 (and its running statistics, which integrate those differences, are compared
+// at 10 times the tolerance, relative). With "batch" (per-rank statistics) the difference is
+// hundreds of times the change itself. The gradients themselves are compared in
+// SyncableBatchNorm2d.TwoRanksWithBatchBGiveTheGradientsOfOneProcessWithBatch2B.
+struct RankEquivalenceCase {
+  std::string batchnorm;
+  std::string lr;
+  double tolerance;  // of the largest weight change
+};
+
+class TwoRanksMatchOneRank : public ::testing::TestWithParam<RankEquivalenceCase> {};
+
+TEST_P(TwoRanksMatchOneRank, WithTwiceTheBatch) {
+  const RankEquivalenceCase& c = GetParam();
   ScratchDir dir;
   auto volume = WriteVolume(dir / "v.h5", 20);
-  auto config = WriteConfig(dir, volume,
-                            "");
+  auto config = WriteConfig(dir, volume, "");
   const std::vector<std::string> common = {
-      "--set", "data.validation_split=0", "--set", "train.epochs=1", "--set", "train.batchnorm=eval",
+      "--set", "data.validation_split=0", "--set", "train.epochs=1", "--set", "train.batchnorm=" + c.batchnorm,
       "--set", "model.dropout=0", "--set", "model.stochastic_depth=0", "--set", "train.optimizer=sgd",
-      "--set", "train.lr=0.05"};
+      "--set", "train.lr=" + c.lr};
   auto args = [&](const std::string& out, int batch) {
     std::vector<std::string> a = {"train", "--config", config, "--set", "output.dir=" + out, "--set",
                                   "train.batch_size=" + std::to_string(batch)};
@@ -308,19 +325,34 @@ TEST(TrainCommand, TwoRanksMatchOneRankWithTwiceTheBatch) {
 
   auto a = State(one), b = State(two);
   ASSERT_EQ(a.size(), b.size());
-  double moved = 0;
+  double moved = 0, differ = 0;
+  std::string where;
   for (size_t i = 0; i < a.size(); ++i) {
     ASSERT_EQ(a[i].first, b[i].first);
     const auto& x = a[i].second;
     const auto& y = b[i].second;
     if (!x.is_floating_point()) continue;
-    double diff = (x - y).norm().item<double>(), scale = x.norm().item<double>();
-    EXPECT_LE(diff, 1e-5 * scale + 1e-12) << a[i].first;
-    if (initial_params.contains(a[i].first))
-      moved = std::max(moved, (x - initial_params[a[i].first]).abs().max().item<double>());
+    if (!initial_params.contains(a[i].first)) {  // BatchNorm running statistics, relative
+      EXPECT_LE((x - y).abs().max().item<double>(), 10 * c.tolerance * x.abs().max().item<double>() + 1e-6)
+          << a[i].first;
+      continue;
+    }
+    if (const double d = (x - y).abs().max().item<double>(); d > differ) {
+      differ = d;
+      where = a[i].first;
+    }
+    moved = std::max(moved, (x - initial_params[a[i].first]).abs().max().item<double>());
   }
-  EXPECT_GT(moved, 1e-4);  // training did change the weights
+  EXPECT_GT(moved, 1e-3);  // training did change the weights
+  EXPECT_LE(differ, c.tolerance * moved) << "largest difference at " << where;
 }
+
+INSTANTIATE_TEST_SUITE_P(TrainCommand, TwoRanksMatchOneRank,
+                         ::testing::Values(RankEquivalenceCase{"eval", "0.05", 1e-5},
+                                           RankEquivalenceCase{"sync", "0.001", 2e-3}),
+                         [](const ::testing::TestParamInfo<RankEquivalenceCase>& info) {
+                           return info.param.batchnorm;
+                         });
 
 // A rank killed mid-epoch ends the job within 60 s, the last checkpoint stays intact, and the
 // resumed run ends with the uninterrupted run's weights, bit for bit.
@@ -788,7 +820,7 @@ TEST(PredictCommand, ProbabilitiesAreTheCheckpointModelAppliedToEachPatientsRow)
   {
     torch::NoGradGuard no_grad;
     for (const auto& m : loaded.model->modules(false))
-      if (auto* bn = dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get())) bn->options.momentum(1.0);
+      if (auto* bn = dynamic_cast<SyncableBatchNorm2dImpl*>(m.get())) bn->options.momentum(1.0);
     loaded.model->train();
     loaded.model->forward(images);
     loaded.model->eval();
