@@ -54,7 +54,7 @@ int64_t PatientRow(const VolumeReader& reader, int32_t index) {
 }
 
 PatientGradCam ExplainPatient(LoadedCheckpoint& checkpoint, const std::string& checkpoint_path,
-                              VolumeReader& reader, int32_t index, const std::string& target) {
+                              VolumeReader& reader, int32_t index, const std::string& target, int layer) {
   if (reader.resolution() != checkpoint.resolution)
     throw Error(reader.path() + ": resolution " + std::to_string(reader.resolution()) + ", but the model in " +
                 checkpoint_path + " was trained at " + std::to_string(checkpoint.resolution));
@@ -68,8 +68,10 @@ PatientGradCam ExplainPatient(LoadedCheckpoint& checkpoint, const std::string& c
   const int R = reader.resolution();
   out.views = torch::from_blob(bytes.data(), {kNumViews, R, R}, torch::kUInt8).clone();
   const torch::Tensor input = out.views.to(torch::kFloat).div(255.0).unsqueeze(0);
-  const GradCamResult cam = ComputeGradCam(checkpoint.model, input, out.column);
+  const GradCamResult cam = ComputeGradCam(checkpoint.model, input, out.column, layer);
+  out.layer = layer;
   out.map = cam.map;
+  out.coarse = cam.coarse;
   out.map_side = static_cast<int>(cam.coarse.size(0));
   out.probability = 1.0 / (1.0 + std::exp(-cam.logit));
   return out;
@@ -125,8 +127,8 @@ std::string GradCamGridPng(const PatientGradCam& cam, int panel_side) {
     panel.copyTo(grid(cv::Rect(col * (side + gap), title + row * (side + gap), side, side)));
   }
   char text[200];
-  std::snprintf(text, sizeof text, "Index %d   target %s   p = %.3f   Grad-CAM over features.8 (%dx%d, up-sampled)",
-                cam.index, cam.target.c_str(), cam.probability, cam.map_side, cam.map_side);
+  std::snprintf(text, sizeof text, "Index %d   target %s   p = %.3f   Grad-CAM over features.%d (%dx%d, up-sampled)",
+                cam.index, cam.target.c_str(), cam.probability, cam.layer, cam.map_side, cam.map_side);
   Label(grid, text, {8, 25}, 0.65);
   std::vector<uint8_t> png;
   if (!cv::imencode(".png", grid, png)) throw Error("Grad-CAM: PNG encoding failed");
@@ -135,7 +137,9 @@ std::string GradCamGridPng(const PatientGradCam& cam, int panel_side) {
 
 PatientGradCam Explain(const ExplainOptions& options) {
   LoadedCheckpoint checkpoint = LoadCheckpoint(options.checkpoint);
-  TargetColumn(checkpoint.config.model.task, options.target);  // a bad target fails before any ingest
+  // A bad target or layer fails before any ingest.
+  TargetColumn(checkpoint.config.model.task, options.target);
+  const int layer = ParseGradCamLayer(options.layer, checkpoint.model);
   std::string volume = options.input;
   std::string temporary;
   if (std::filesystem::is_directory(options.input)) {
@@ -156,7 +160,7 @@ PatientGradCam Explain(const ExplainOptions& options) {
     }
   } cleanup{temporary};
   VolumeReader reader(volume, MPI_COMM_NULL);
-  PatientGradCam cam = ExplainPatient(checkpoint, options.checkpoint, reader, options.patient, options.target);
+  PatientGradCam cam = ExplainPatient(checkpoint, options.checkpoint, reader, options.patient, options.target, layer);
   WriteFileAtomically(options.out, GradCamGridPng(cam));
   return cam;
 }

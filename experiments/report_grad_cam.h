@@ -11,6 +11,7 @@
 
 #include "datasets/volume_file.h"
 #include "experiments/checkpoint.h"
+#include "models/grad_cam.h"
 
 namespace angiotrain {
 
@@ -21,6 +22,8 @@ struct PatientGradCam {
   int column = 0;         // of the model's logits
   double probability = 0;  // sigmoid of that logit
   torch::Tensor map;      // [R, R] float in [0, 1] (models/grad_cam.h)
+  torch::Tensor coarse;   // [map_side, map_side] float: the map at the layer's resolution
+  int layer = 0;          // the features block the map was taken over (models/grad_cam.h)
   int map_side = 0;       // side of the coarse map it was up-sampled from
   torch::Tensor views;    // [8, R, R] uint8, the patient's views as stored
 };
@@ -33,11 +36,12 @@ int TargetColumn(const std::string& task, const std::string& target);
 // the range of indices it holds.
 int64_t PatientRow(const VolumeReader& reader, int32_t index);
 
-// Grad-CAM of `target` for the patient with Index `index` of `reader`. Throws Error when the
-// volume's resolution differs from the checkpoint's (naming both files), the patient is unknown
-// or the target is not an output of the model.
+// Grad-CAM of `target` over features block `layer` for the patient with Index `index` of
+// `reader`. Throws Error when the volume's resolution differs from the checkpoint's (naming both
+// files), the patient is unknown or the target is not an output of the model.
 PatientGradCam ExplainPatient(LoadedCheckpoint& checkpoint, const std::string& checkpoint_path,
-                              VolumeReader& reader, int32_t index, const std::string& target);
+                              VolumeReader& reader, int32_t index, const std::string& target,
+                              int layer = kGradCamDefaultLayer);
 
 // The 2x4 grid (LI-A LI-B RI-A RI-B / LV-A LV-B RV-A RV-B) of the views with the map overlaid,
 // each panel at least `panel_side` pixels, a title line with the Index, target and probability,
@@ -49,6 +53,7 @@ struct ExplainOptions {
   std::string input;   // a volume file, or a K-ium folder (ingested at the model's resolution)
   int32_t patient = 0;  // K-ium Index
   std::string target = "presence";
+  std::string layer = "features.8";  // "features.N" (models/grad_cam.h)
   std::string out;     // PNG
 };
 

@@ -6,11 +6,11 @@ volume and compares the probabilities with `angiotrain predict`'s sidecar.
 
 Prints the largest difference; exits 1 when it exceeds the tolerance or anything fails.
 
-  export_peer.py gradcam MODEL.pt VOLUME.h5 ROW:COLUMN [ROW:COLUMN ...]
+  export_peer.py gradcam MODEL.pt VOLUME.h5 ROW:COLUMN[:LAYER] [ROW:COLUMN[:LAYER] ...]
 
 Prints, as one JSON list, the Grad-CAM of logit COLUMN for volume row ROW computed the textbook
-way with a forward hook on features[8] (the reference for models/grad_cam.h):
-[{"logit", "coarse": [[...]]}, ...].
+way with a forward hook on features[LAYER] (default 8, the last stage; the reference for
+models/grad_cam.h): [{"logit", "coarse": [[...]]}, ...].
 """
 import csv
 import json
@@ -90,17 +90,17 @@ def gradcam(weights, volume, *pairs):
     model.load_state_dict(torch.load(weights), strict=True)
     model.eval()
     out = []
-    for pair in pairs:
-        row, column = pair.split(":")
-        out.append(gradcam_one(model, volume, int(row), int(column)))
+    for case in pairs:
+        row, column, layer = (case.split(":") + ["8"])[:3]
+        out.append(gradcam_one(model, volume, int(row), int(column), int(layer)))
     print(json.dumps(out))
 
 
-def gradcam_one(model, volume, row, column):
+def gradcam_one(model, volume, row, column, layer):
     with h5py.File(volume, "r") as f:
         x = torch.from_numpy(f["images"][row][None].astype(np.float32) / 255.0)
     kept = {}
-    hook = model.features[8].register_forward_hook(lambda module, inputs, output: kept.setdefault("a", output))
+    hook = model.features[layer].register_forward_hook(lambda module, inputs, output: kept.setdefault("a", output))
     logit = model(x)[0, column]
     hook.remove()
     activations = kept["a"]

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
+
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "datasets/volume_file.h"
@@ -100,52 +102,63 @@ TEST(ExportCommand, TorchvisionLoadsTheExportStrictlyAndGivesPredictsLogits) {
 }
 
 // models/grad_cam.h against the textbook Grad-CAM in PyTorch (a forward hook on torchvision's
-// features[8] of the exported model): same coarse map and logit, for presence and a location.
+// features[8], the default layer, and of earlier stages, the explain --layer option: features[5]
+// at 1/16 and features[3] at 1/8 of the input) of the exported model: same coarse map and logit,
+// for presence and a location.
 TEST(GradCam, EqualsTheTorchvisionReferenceOnTheExportedModel) {
   ScratchDir dir;
   testing::PhantomRun run;
   testing::PhantomRunOptions options;
   options.patients = 12;
-  options.resolution = 128;  // a 4x4 map
+  options.resolution = 128;  // a 4x4 map at features.8, 8x8 at features.5, 16x16 at features.3
   testing::MakePhantomRun(dir, options, &run);
   const std::string model_path = dir / "model.pt";
   testing::CommandResult r = RunAngiotrain({"export", "--checkpoint", run.run + "/last.pt", "--out", model_path});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   LoadedCheckpoint checkpoint = LoadCheckpoint(run.run + "/last.pt");
   VolumeReader volume(run.volume, MPI_COMM_NULL);
-  std::vector<std::pair<int, int>> cases;  // volume row, logit column (presence, L_MCA)
-  for (int row = 0; row < 12; ++row) cases.insert(cases.end(), {{row, 0}, {row, 11}});
+  struct Case {
+    int row, column, layer;  // volume row, logit column (presence, L_MCA), features block
+  };
+  std::vector<Case> cases;
+  for (int row = 0; row < 12; ++row) cases.insert(cases.end(), {{row, 0, 8}, {row, 11, 8}});
+  for (int row = 0; row < 6; ++row) cases.insert(cases.end(), {{row, 0, 5}, {row, 11, 5}, {row, 0, 3}, {row, 11, 3}});
   std::vector<std::string> argv = {ANGIOTRAIN_PYTHON, std::string(ANGIOTRAIN_SOURCE_DIR) + "/tests/experiments/export_peer.py",
                                    "gradcam", model_path, run.volume};
-  for (const auto& [row, column] : cases) argv.push_back(std::to_string(row) + ":" + std::to_string(column));
+  for (const Case& c : cases)
+    argv.push_back(std::to_string(c.row) + ":" + std::to_string(c.column) + ":" + std::to_string(c.layer));
   r = testing::RunCommand(argv);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto references = nlohmann::json::parse(r.output.substr(r.output.find('[')));
   ASSERT_EQ(references.size(), cases.size());
-  int nonzero = 0;  // maps with something above 0 (an all-zero map would compare nothing)
-  for (size_t c = 0; c < cases.size(); ++c) {
-    const auto [row, column] = cases[c];
+  std::map<int, int> nonzero;  // by layer: maps with something above 0 (an all-zero map would compare nothing)
+  for (size_t k = 0; k < cases.size(); ++k) {
+    const Case& c = cases[k];
     std::vector<uint8_t> bytes;
-    volume.ReadImages({row}, &bytes);
+    volume.ReadImages({c.row}, &bytes);
     const torch::Tensor x = torch::from_blob(bytes.data(), {1, 8, 128, 128}, torch::kUInt8).to(torch::kFloat) / 255.0;
-    const GradCamResult ours = ComputeGradCam(checkpoint.model, x, column);
-    const auto& reference = references[c];
+    const GradCamResult ours = ComputeGradCam(checkpoint.model, x, c.column, c.layer);
+    const auto& reference = references[k];
     EXPECT_NEAR(ours.logit, reference["logit"].get<double>(), 1e-5);
-    ASSERT_EQ(ours.coarse.size(0), 4);
+    const int side = c.layer == 8 ? 4 : c.layer == 5 ? 8 : 16, cell = 128 / side;
+    ASSERT_EQ(ours.coarse.size(0), side) << "features." << c.layer;
+    ASSERT_EQ(reference["coarse"].size(), static_cast<size_t>(side)) << "features." << c.layer;
     const double scale = std::max(1e-6, ours.coarse.max().item<double>());
-    for (int i = 0; i < 4; ++i)
-      for (int j = 0; j < 4; ++j)
+    for (int i = 0; i < side; ++i)
+      for (int j = 0; j < side; ++j)
         EXPECT_NEAR(ours.coarse[i][j].item<double>(), reference["coarse"][i][j].get<double>(), 1e-4 * scale)
-            << "row " << row << " column " << column << " cell " << i << "," << j;
+            << "row " << c.row << " column " << c.column << " features." << c.layer << " cell " << i << "," << j;
     // The up-sampled map keeps the coarse map's peak cell.
     const int64_t peak = ours.map.argmax().item<int64_t>(), coarse_peak = ours.coarse.argmax().item<int64_t>();
     if (ours.coarse.max().item<double>() > 0) {
-      ++nonzero;
-      EXPECT_EQ((peak / 128) / 32, coarse_peak / 4);
-      EXPECT_EQ((peak % 128) / 32, coarse_peak % 4);
+      ++nonzero[c.layer];
+      EXPECT_EQ((peak / 128) / cell, coarse_peak / side);
+      EXPECT_EQ((peak % 128) / cell, coarse_peak % side);
     }
   }
-  EXPECT_GE(nonzero, 4);
+  EXPECT_GE(nonzero[8], 4);
+  EXPECT_GE(nonzero[5], 2);
+  EXPECT_GE(nonzero[3], 2);
 }
 
 TEST(ExportCommand, RefusesAnOutputOverTheCheckpointAndAMissingCheckpoint) {

@@ -168,7 +168,9 @@ TEST_F(RunReport, ExplainWritesTheGridWithPredictsProbability) {
                                    "--patient", "1003", "--out", png});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("presence p = ([0-9.]+)"))) << r.output;
+  // The default layer is the last stage (features.8, 1/32: 2x2 at 64 px).
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("presence p = ([0-9.]+), Grad-CAM over features.8, a 2x2 map")))
+      << r.output;
   const double explained = std::stod(m[1]);
   r = RunAngiotrain({"predict", "--checkpoint", run_.run + "/last.pt", "--input", run_.volume, "--template",
                      run_.data + "/train_set/train.csv", "--out", dir_->path() + "/p.csv"});
@@ -187,6 +189,13 @@ TEST_F(RunReport, ExplainWritesTheGridWithPredictsProbability) {
   };
   EXPECT_EQ(be32(16), 4 * 256 + 3 * 4);
   EXPECT_EQ(be32(20), 36 + 2 * 256 + 4);
+  // --layer takes an earlier stage (features.4, 1/16: 4x4 at 64 px); the output explained is the same.
+  r = RunAngiotrain({"explain", "--checkpoint", run_.run + "/last.pt", "--input", run_.volume, "--patient", "1003",
+                     "--layer", "features.4", "--out", png});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("presence p = ([0-9.]+), Grad-CAM over features.4, a 4x4 map")))
+      << r.output;
+  EXPECT_EQ(std::stod(m[1]), explained);
 }
 
 TEST_F(RunReport, ExplainNamesAnUnknownPatientTargetAndAResolutionMismatch) {
@@ -201,6 +210,13 @@ TEST_F(RunReport, ExplainNamesAnUnknownPatientTargetAndAResolutionMismatch) {
                      "--target", "L_NOSE", "--out", png});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("--target 'L_NOSE': expected presence or a location"), std::string::npos) << r.output;
+  for (const std::string layer : {"features.9", "classifier.1", "features."}) {
+    r = RunAngiotrain({"explain", "--checkpoint", run_.run + "/last.pt", "--input", run_.volume, "--patient", "1003",
+                       "--layer", layer, "--out", png});
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("Grad-CAM layer '" + layer + "': expected features.0 to features.8"), std::string::npos)
+        << r.output;
+  }
   const std::string small = dir_->path() + "/small.h5";
   r = RunAngiotrain({"ingest", "--input", run_.data + "/train_set", "--out", small, "--resolution", "32", "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
