@@ -17,6 +17,7 @@
 #include "datasets/kium_schema.h"
 #include "datasets/volume_file.h"
 #include "experiments/checkpoint.h"
+#include "experiments/epoch_evidence.h"
 #include "experiments/report_curves.h"
 #include "experiments/report_grad_cam.h"
 #include "experiments/report_html.h"
@@ -44,17 +45,107 @@ double Or(const std::optional<double>& v) { return v ? *v : Nan(); }
 // A JSON number, or null for a missing value (Chart.js leaves a gap).
 Json Value(double v) { return std::isfinite(v) ? Json(v) : Json(); }
 
+// Which epoch and checkpoint the page's figures (ROC, per location, confusion, Grad-CAM) come
+// from. A run that keeps per-epoch evidence (epoch_evidence.h) has best.pt, the best epoch by its
+// objective, beside last.pt: the page shows that epoch, the one `predict --checkpoint best.pt`
+// uses, and says what the last epoch scored. Without best.pt it shows the last validation
+// (validation_predictions.csv) and last.pt, and says so.
+struct ShownEpoch {
+  int64_t epoch = 0;        // 0: not known (no metrics.jsonl, no stored epochs)
+  int64_t last_epoch = 0;   // the last validated epoch
+  std::string checkpoint;   // run/best.pt or run/last.pt
+  std::string predictions;  // the validation probabilities read
+  bool best = false;        // chosen by best.json
+  std::string objective, rule;
+  std::optional<double> value;  // the objective's value at that epoch (best.json)
+  std::string note;             // why the best epoch could not be shown, when it could not
+};
+
 // What the report reads from a run folder.
 struct RunFiles {
   std::string dir, config_path, config_text;
   TrainConfig config;
   std::vector<Json> epochs;          // metrics.jsonl, one object per epoch
-  std::vector<ProbabilityRow> predictions;  // validation_predictions.csv (empty when absent)
+  ShownEpoch shown;
+  std::vector<ProbabilityRow> predictions;  // of shown.predictions (empty when absent)
+  std::vector<ProbabilityRow> last_predictions;  // validation_predictions.csv, when another epoch is shown
   std::string volume;
   // Truth of each prediction, in the same order.
   std::vector<uint8_t> aneurysm;
   std::vector<LocationFlags> locations;
+  std::vector<uint8_t> last_aneurysm;  // of last_predictions
 };
+
+ShownEpoch ChooseEpoch(const std::string& dir, const std::vector<Json>& epochs) {
+  ShownEpoch s;
+  const std::vector<int64_t> stored = StoredEpochs(dir);
+  if (!stored.empty()) s.last_epoch = stored.back();
+  for (const Json& e : epochs)
+    if (e.contains("val_loss")) s.last_epoch = std::max<int64_t>(s.last_epoch, e.value("epoch", 0));
+  s.epoch = s.last_epoch;
+  s.checkpoint = (fs::path(dir) / "last.pt").string();
+  s.predictions = (fs::path(dir) / "validation_predictions.csv").string();
+  const std::string best_json = (fs::path(dir) / "best.json").string(), best_pt = (fs::path(dir) / "best.pt").string();
+  if (!fs::exists(best_json) || !fs::exists(best_pt)) return s;
+  Json best;
+  try {
+    best = Json::parse(ReadFile(best_json));
+  } catch (const Json::exception& e) {
+    throw FileError(best_json, std::string("not JSON (") + e.what() + ")");
+  }
+  if (!best.contains("epoch") || !best["epoch"].is_number_integer() || best["epoch"].get<int64_t>() < 1)
+    throw FileError(best_json, "expected {\"epoch\": N >= 1, \"objective\", \"rule\", \"value\"} (epoch_evidence.h)");
+  const int64_t epoch = best["epoch"].get<int64_t>();
+  const std::string predictions = EpochPredictionsPath(dir, epoch);
+  if (!fs::exists(predictions)) {
+    s.note = best_json + " names epoch " + std::to_string(epoch) + ", but " + predictions +
+             " is missing: the figures are the last validation's";
+    return s;
+  }
+  // best.pt is a copy of the checkpoint written at the end of that epoch: (epoch, step 0). A
+  // best.json of another epoch (a run interrupted between the two writes) must not label it.
+  const CheckpointHeader header = ReadCheckpointHeader(best_pt);
+  if (header.epoch != epoch || header.step != 0) {
+    s.note = best_pt + " holds epoch " + std::to_string(header.epoch) + " step " + std::to_string(header.step) +
+             ", but " + best_json + " names epoch " + std::to_string(epoch) + ": the figures are the last validation's";
+    return s;
+  }
+  s.epoch = epoch;
+  s.last_epoch = std::max(s.last_epoch, epoch);
+  s.checkpoint = best_pt;
+  s.predictions = predictions;
+  s.best = true;
+  s.objective = best.value("objective", "");
+  s.rule = best.value("rule", "");
+  if (best.contains("value") && best["value"].is_number()) s.value = best["value"].get<double>();
+  return s;
+}
+
+// "epoch 4, best.pt" / "last validation, epoch 6, last.pt": where a figure comes from.
+std::string ShownLabel(const ShownEpoch& s) {
+  const std::string checkpoint = fs::path(s.checkpoint).filename().string();
+  if (s.best) return "epoch " + std::to_string(s.epoch) + ", " + checkpoint;
+  return "last validation" + (s.epoch > 0 ? ", epoch " + std::to_string(s.epoch) : std::string()) + ", " + checkpoint;
+}
+
+// The labels of `predictions` in `reader`, in their order.
+void LabelsOf(const VolumeReader& reader, const std::string& volume, const std::string& predictions_path,
+              const std::vector<ProbabilityRow>& predictions, std::vector<uint8_t>* aneurysm,
+              std::vector<LocationFlags>* locations) {
+  std::map<int32_t, int64_t> row_of;
+  for (size_t i = 0; i < reader.index().size(); ++i) row_of[reader.index()[i]] = static_cast<int64_t>(i);
+  for (const ProbabilityRow& p : predictions) {
+    const auto it = row_of.find(p.index);
+    if (it == row_of.end())
+      throw FileError(volume, "no patient with Index " + std::to_string(p.index) + " of " + predictions_path +
+                                  " (is it the volume this run trained on?)");
+    aneurysm->push_back(reader.aneurysm()[it->second]);
+    if (!locations) continue;
+    LocationFlags flags{};
+    for (int k = 0; k < kNumLocations; ++k) flags[k] = reader.locations()[it->second * kNumLocations + k];
+    locations->push_back(flags);
+  }
+}
 
 RunFiles ReadRun(const RunReportOptions& o) {
   RunFiles r;
@@ -79,9 +170,12 @@ RunFiles ReadRun(const RunReportOptions& o) {
       }
     }
   }
-  const std::string predictions = (fs::path(r.dir) / "validation_predictions.csv").string();
+  r.shown = ChooseEpoch(r.dir, r.epochs);
+  const std::string& predictions = r.shown.predictions;
   if (!fs::exists(predictions)) return r;
   r.predictions = ReadProbabilities(predictions);
+  const std::string last = (fs::path(r.dir) / "validation_predictions.csv").string();
+  if (r.shown.best && r.shown.epoch != r.shown.last_epoch && fs::exists(last)) r.last_predictions = ReadProbabilities(last);
   r.volume = o.volume.empty() ? r.config.data.volume : o.volume;
   if (!fs::is_regular_file(r.volume))
     throw FileError(r.volume, std::string("the volume with the validation labels is missing (") +
@@ -89,18 +183,8 @@ RunFiles ReadRun(const RunReportOptions& o) {
                                   ")");
   VolumeReader reader(r.volume, MPI_COMM_NULL);
   if (!reader.has_labels()) throw FileError(r.volume, "has no labels; the report needs the training volume's");
-  std::map<int32_t, int64_t> row_of;
-  for (size_t i = 0; i < reader.index().size(); ++i) row_of[reader.index()[i]] = static_cast<int64_t>(i);
-  for (const ProbabilityRow& p : r.predictions) {
-    const auto it = row_of.find(p.index);
-    if (it == row_of.end())
-      throw FileError(r.volume, "no patient with Index " + std::to_string(p.index) + " of " + predictions +
-                                    " (is it the volume this run trained on?)");
-    r.aneurysm.push_back(reader.aneurysm()[it->second]);
-    LocationFlags flags{};
-    for (int k = 0; k < kNumLocations; ++k) flags[k] = reader.locations()[it->second * kNumLocations + k];
-    r.locations.push_back(flags);
-  }
+  LabelsOf(reader, r.volume, predictions, r.predictions, &r.aneurysm, &r.locations);
+  LabelsOf(reader, r.volume, last, r.last_predictions, &r.last_aneurysm, nullptr);
   return r;
 }
 
@@ -242,17 +326,20 @@ std::vector<Example> PickExamples(const RunFiles& r, int n) {
 }
 
 std::string GradCamSection(const RunFiles& r, int examples, int* figures) {
-  const std::string checkpoint = (fs::path(r.dir) / "last.pt").string();
-  if (!fs::exists(checkpoint)) return "<p class=\"note\">No last.pt in the run folder: no Grad-CAM figures.</p>";
+  const std::string& checkpoint = r.shown.checkpoint;
+  const std::string name = fs::path(checkpoint).filename().string();
+  if (!fs::exists(checkpoint)) return "<p class=\"note\">No " + name + " in the run folder: no Grad-CAM figures.</p>";
   std::vector<Example> chosen = PickExamples(r, examples);
   if (chosen.empty()) return "<p class=\"note\">No validation patient to show.</p>";
   LoadedCheckpoint model = LoadCheckpoint(checkpoint);
   const Task task = ParseTask(model.config.model.task);
   VolumeReader reader(r.volume, MPI_COMM_NULL);
   std::string html =
-      "<p class=\"note\">Grad-CAM of the presence output over the last convolutional stage (features.8), up-sampled "
-      "and overlaid on the 8 views; presence called at p &ge; 0.5. A location-only model is explained through its "
-      "most probable location. Same figure as <code>angiotrain explain</code>.</p>\n";
+      "<p class=\"note\">Grad-CAM of " + HtmlEscape(ShownLabel(r.shown)) +
+      " (the model of the figures above): the presence output over the last convolutional stage (features.8), "
+      "up-sampled and overlaid on the 8 views; presence called at p &ge; 0.5. A location-only model is explained "
+      "through its most probable location. Same figure as <code>angiotrain explain --checkpoint " + HtmlEscape(name) +
+      "</code>.</p>\n";
   for (const Example& e : chosen) {
     std::string target = "presence";
     if (!HasPresence(task)) {
@@ -292,6 +379,22 @@ RunReportSummary WriteRunReport(const RunReportOptions& o) {
   for (const Json& e : r.epochs) seconds += e.value("train_seconds", 0.0);
   overview += Row({"training time (steps)", FormatNumber(seconds, 1) + " s"});
   overview += Row({"validation patients", std::to_string(r.predictions.size())});
+  const ShownEpoch& shown = r.shown;
+  summary.epoch = shown.epoch;
+  summary.checkpoint = shown.checkpoint;
+  std::string source;
+  if (shown.best) {
+    source = "epoch " + std::to_string(shown.epoch) + " of " + std::to_string(shown.last_epoch) +
+             ", <code>best.pt</code>: the best epoch by " + HtmlEscape(shown.objective) +
+             (shown.value ? " (" + FormatNumber(*shown.value) + ")" : std::string(" (undefined at every epoch)")) +
+             (shown.rule.empty() ? std::string() : ", threshold rule " + HtmlEscape(shown.rule));
+    if (shown.epoch == shown.last_epoch) source += "; it is also the last epoch";
+  } else {
+    source = "the last validation" + (shown.epoch > 0 ? " (epoch " + std::to_string(shown.epoch) + ")" : std::string()) +
+             " and <code>last.pt</code>; " +
+             (shown.note.empty() ? std::string("no best.pt in the run folder") : HtmlEscape(shown.note));
+  }
+  overview += Row({"figures from", source});
 
   const bool scored = !r.predictions.empty();
   std::vector<double> presence;
@@ -311,6 +414,12 @@ RunReportSummary WriteRunReport(const RunReportOptions& o) {
     overview += Row({"with an aneurysm", std::to_string(positives)});
     overview += Row({"Aneurysm AUROC", auroc});
     overview += Row({"average precision", Optional3(AveragePrecision(points))});
+    if (!r.last_predictions.empty()) {
+      std::vector<double> last;
+      for (const auto& p : r.last_predictions) last.push_back(p.prediction.aneurysm);
+      overview += Row({"last epoch (" + std::to_string(shown.last_epoch) + ", last.pt) Aneurysm AUROC",
+                       Optional3(Auroc(last, r.last_aneurysm))});
+    }
   }
   overview += "</table>";
   if (!scored)
@@ -323,7 +432,7 @@ RunReportSummary WriteRunReport(const RunReportOptions& o) {
                               static_cast<double>(r.aneurysm.size());
     page.AddChart(RocChart(points, band, Or(summary.auroc)));
     page.AddChart(PrChart(points, Or(AveragePrecision(points)), prevalence));
-    page.AddSection("roc", "Aneurysm presence: ROC and precision-recall (last validation)",
+    page.AddSection("roc", "Aneurysm presence: ROC and precision-recall (" + ShownLabel(shown) + ")",
                     "<div class=\"grid\">" + ReportPage::Canvas("chart-roc", 380) +
                         ReportPage::Canvas("chart-pr", 380) + "</div>");
   } else if (scored) {
@@ -407,7 +516,7 @@ RunReportSummary WriteRunReport(const RunReportOptions& o) {
                               {"datasets", Json::array({bars("accuracy (" + chosen.ToString() + ")", accuracy, kGreen),
                                                         bars("no-location baseline", baseline, kGrey)})}}},
                     {"options", {{"scales", {{"y", Axis("accuracy")}}}}}}});
-    page.AddSection("locations", "Per location (threshold rule " + chosen.ToString() + ")",
+    page.AddSection("locations", "Per location (threshold rule " + chosen.ToString() + "; " + ShownLabel(shown) + ")",
                     ReportPage::Canvas("chart-locations", 340) + ReportPage::Canvas("chart-location-accuracy", 300) +
                         "<p class=\"note\">Accuracy of a location counts every patient; the no-location baseline is "
                         "the accuracy of predicting no aneurysm there (1 &minus; prevalence). AUROC is undefined "
@@ -429,7 +538,7 @@ RunReportSummary WriteRunReport(const RunReportOptions& o) {
       confusion += Row({HtmlEscape(name), FormatNumber(rep->kium_accuracy, 4), FormatNumber(rep->no_location_accuracy, 4),
                         FormatNumber(rep->exact_match), FormatNumber(rep->no_location_exact_match)});
     confusion += "</table>";
-    page.AddSection("confusion", "Confusion counts", confusion);
+    page.AddSection("confusion", "Confusion counts (" + ShownLabel(shown) + ")", confusion);
   }
 
   if (scored && o.examples > 0)

@@ -1,6 +1,10 @@
 // `angiotrain report --run DIR`: one self-contained HTML page about a training run, read from the
-// run's files only (no training code): output.dir/config.toml, metrics.jsonl,
-// validation_predictions.csv and last.pt, and the labels of the volume it trained on.
+// run's files only (no training code): output.dir/config.toml, metrics.jsonl, the validation
+// probabilities and a checkpoint, and the labels of the volume it trained on. Where the run kept
+// per-epoch evidence (epoch_evidence.h: best.json, best.pt, validation/epoch_NNN.csv) the figures
+// are the best epoch's (best.pt, the model `predict --checkpoint best.pt` uses) and the page gives
+// the last epoch's AUROC beside them; otherwise they are the last validation's
+// (validation_predictions.csv) and last.pt's. The page says which.
 //
 // The page: the presence ROC curve with its AUROC and a bootstrap band (patients resampled),
 // precision-recall, training and validation curves per epoch, per-location AUROC, accuracy,
@@ -9,6 +13,7 @@
 // positives, false positives and false negatives of the validation set, and the configuration.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -27,6 +32,8 @@ struct RunReportSummary {
   long patients = 0;             // validation patients scored
   std::optional<double> auroc;   // presence
   int figures = 0;               // Grad-CAM figures included
+  int64_t epoch = 0;             // the epoch the figures come from (0: not known)
+  std::string checkpoint;        // the checkpoint of the Grad-CAM figures (best.pt or last.pt)
 };
 
 // The report's default path for a run folder.

@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -46,8 +47,9 @@ void AddReportCommand(CLI::App& app) {
       return;
     }
     const RunReportSummary s = WriteRunReport(*o);
-    std::printf("report: wrote %s (%ld validation patients, %d Grad-CAM figures)\n", s.path.c_str(), s.patients,
-                s.figures);
+    std::printf("report: wrote %s (%ld validation patients, %d Grad-CAM figures; figures of epoch %lld, %s)\n",
+                s.path.c_str(), s.patients, s.figures, static_cast<long long>(s.epoch),
+                std::filesystem::path(s.checkpoint).filename().c_str());
   });
 }
 

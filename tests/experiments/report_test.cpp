@@ -4,9 +4,12 @@
 // on the page equal to the run's files, and `angiotrain explain` with its errors.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <regex>
 
 #include "core/atomic_file.h"
@@ -150,6 +153,121 @@ TEST_F(RunReport, PageFiguresEqualTheRunsFiles) {
   EXPECT_EQ(html.find("http://"), std::string::npos);  // nothing fetched from the network
   EXPECT_EQ(html.find("<script src"), std::string::npos);
   EXPECT_NE(html.find("data:image/png;base64,"), std::string::npos);
+}
+
+// The row "figures from" of the page's summary (its second cell, tags kept).
+std::string FiguresFrom(const std::string& html) {
+  std::smatch m;
+  if (!std::regex_search(html, m, std::regex("<td>figures from</td><td>(.*?)</td></tr>"))) return "";
+  return m[1];
+}
+
+// AUROC of a validation probabilities file against the volume's labels.
+std::optional<double> AurocOf(const std::string& predictions, const std::string& volume_path) {
+  VolumeReader volume(volume_path, MPI_COMM_NULL);
+  std::map<int32_t, uint8_t> truth;
+  for (size_t i = 0; i < volume.index().size(); ++i) truth[volume.index()[i]] = volume.aneurysm()[i];
+  std::vector<double> scores;
+  std::vector<uint8_t> labels;
+  for (const auto& row : ReadProbabilities(predictions)) {
+    scores.push_back(row.prediction.aneurysm);
+    labels.push_back(truth.at(row.index));
+  }
+  return Auroc(scores, labels);
+}
+
+// A run with per-epoch evidence: the figures are best.pt's epoch (by the run's objective), read
+// from that epoch's stored predictions, and the page says so; without best.pt, or with a best.json
+// that does not match best.pt, they are the last validation's and last.pt's, said as plainly.
+TEST_F(RunReport, FiguresComeFromTheBestEpochAndThePageSaysWhich) {
+  namespace fs = std::filesystem;
+  const auto best = nlohmann::json::parse(ReadFile(run_.run + "/best.json"));
+  const int64_t epoch = best["epoch"];
+  ASSERT_TRUE(epoch == 1 || epoch == 2) << best.dump();
+  const std::string stored = run_.run + (epoch == 1 ? "/validation/epoch_001.csv" : "/validation/epoch_002.csv");
+
+  // A copy of the run without validation_predictions.csv: the best epoch's own file is what is read.
+  const std::string copy = dir_->path() + "/best-only";
+  fs::copy(run_.run, copy, fs::copy_options::recursive);
+  fs::remove(copy + "/validation_predictions.csv");
+  fs::remove(copy + "/report.html");
+  CommandResult r = RunAngiotrain({"report", "--run", copy, "--examples", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("figures of epoch " + std::to_string(epoch) + ", best.pt"), std::string::npos) << r.output;
+  std::string html = ReadFile(copy + "/report.html");
+  std::string from = FiguresFrom(html);
+  EXPECT_EQ(from.rfind("epoch " + std::to_string(epoch) + " of 2, <code>best.pt</code>: the best epoch by presence_auroc", 0),
+            0u)
+      << from;
+  EXPECT_EQ(from.find("also the last epoch") != std::string::npos, epoch == 2) << from;
+  const auto auroc = AurocOf(stored, run_.volume);
+  if (auroc) {
+    EXPECT_NEAR(TableNumber(html, "Aneurysm AUROC"), *auroc, 5e-4);
+  }
+  EXPECT_NE(html.find("ROC and precision-recall (epoch " + std::to_string(epoch) + ", best.pt)"), std::string::npos);
+  EXPECT_NE(html.find("Grad-CAM of epoch " + std::to_string(epoch) + ", best.pt"), std::string::npos);
+  EXPECT_NE(html.find("explain --checkpoint best.pt"), std::string::npos);
+
+  // The same run as if it had gone on for a third epoch that scored worse (its predictions
+  // inverted): the figures stay the best epoch's, and the last epoch's AUROC is given beside them.
+  const std::string continued = dir_->path() + "/continued";
+  fs::copy(run_.run, continued, fs::copy_options::recursive);
+  std::vector<int32_t> indices;
+  std::vector<PatientPrediction> inverted;
+  for (const auto& row : ReadProbabilities(run_.run + "/validation_predictions.csv")) {
+    indices.push_back(row.index);
+    inverted.push_back(row.prediction);
+    inverted.back().aneurysm = 1 - row.prediction.aneurysm;
+  }
+  const std::string third = ProbabilitiesCsvText(CanonicalHeader(), indices, inverted);
+  WriteFileAtomically(continued + "/validation/epoch_003.csv", third);
+  WriteFileAtomically(continued + "/validation_predictions.csv", third);
+  r = RunAngiotrain({"report", "--run", continued, "--examples", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  html = ReadFile(continued + "/report.html");
+  from = FiguresFrom(html);
+  EXPECT_EQ(from.rfind("epoch " + std::to_string(epoch) + " of 3, <code>best.pt</code>", 0), 0u) << from;
+  EXPECT_EQ(from.find("also the last epoch"), std::string::npos) << from;
+  const auto third_auroc = AurocOf(continued + "/validation_predictions.csv", run_.volume);
+  if (auroc && third_auroc) {
+    EXPECT_NEAR(TableNumber(html, "Aneurysm AUROC"), *auroc, 5e-4);
+    const std::string row = "<td>last epoch (3, last.pt) Aneurysm AUROC</td><td>";
+    const size_t at = html.find(row);
+    ASSERT_NE(at, std::string::npos);
+    EXPECT_NEAR(std::stod(html.substr(at + row.size(), 12)), *third_auroc, 5e-4);
+  }
+
+  // Without best.pt: the last validation and last.pt, labelled as such.
+  const std::string last_only = dir_->path() + "/last-only";
+  fs::copy(run_.run, last_only, fs::copy_options::recursive);
+  fs::remove(last_only + "/best.pt");
+  r = RunAngiotrain({"report", "--run", last_only, "--examples", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  html = ReadFile(last_only + "/report.html");
+  EXPECT_EQ(FiguresFrom(html),
+            "the last validation (epoch 2) and <code>last.pt</code>; no best.pt in the run folder");
+  const auto last_auroc = AurocOf(run_.run + "/validation_predictions.csv", run_.volume);
+  if (last_auroc) {
+    EXPECT_NEAR(TableNumber(html, "Aneurysm AUROC"), *last_auroc, 5e-4);
+  }
+  EXPECT_NE(html.find("ROC and precision-recall (last validation, epoch 2, last.pt)"), std::string::npos);
+  EXPECT_NE(html.find("explain --checkpoint last.pt"), std::string::npos);
+
+  // A best.json naming another epoch than best.pt holds (a run cut between the two writes) does
+  // not label best.pt with it.
+  const std::string mismatched = dir_->path() + "/mismatched";
+  fs::copy(run_.run, mismatched, fs::copy_options::recursive);
+  nlohmann::json other = best;
+  other["epoch"] = 3 - epoch;
+  WriteFileAtomically(mismatched + "/best.json", other.dump());
+  r = RunAngiotrain({"report", "--run", mismatched, "--examples", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  from = FiguresFrom(ReadFile(mismatched + "/report.html"));
+  EXPECT_NE(from.find("the last validation (epoch 2) and <code>last.pt</code>; " + mismatched + "/best.pt holds epoch " +
+                      std::to_string(epoch) + " step 0, but " + mismatched + "/best.json names epoch " +
+                      std::to_string(3 - epoch)),
+            std::string::npos)
+      << from;
 }
 
 TEST_F(RunReport, NamesTheMissingVolumeAndTheMissingRunFolder) {
