@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Does angiotrain learn as well as PyTorch (issue 16)? The quickstart's volumes and recipe, trained
 # by angiotrain on 2 ranks x 8 and on 1 rank x 16 (separating per-rank BatchNorm statistics from the
-# rest) and by the PyTorch peer (bench/quality_peer.py, 1 process, batch 16, 2 threads) on exactly
+# rest; SIDES may add 2x8sync, 2 ranks x 8 with train.batchnorm = "sync") and by the PyTorch peer (bench/quality_peer.py, 1 process, batch 16, 2 threads) on exactly
 # the angiotrain run's training rows, each scored on the test set by `angiotrain evaluate` (0.5
 # location threshold), over SEEDS; prints each run and then mean and spread per side.
 #   PATIENTS=2400 EPOCHS=12 SEEDS="1 2 3" bench/quality_peer.sh [build/launcher/angiotrain]
@@ -41,12 +41,13 @@ evaluate() {  # dir: scores dir/output.csv (+ sidecar) into dir/evaluation.json
     --json "$1/evaluation.json" > /dev/null
 }
 
-angiotrain_side() {  # ranks batch threads seed dir
+angiotrain_side() {  # ranks batch threads seed dir batchnorm
   local start
   start=$(now)
   "${MPIRUN[@]}" -np "$1" "$BIN" train --config experiments/configs/quickstart.toml \
     --set data.volume="$DATA/train.h5" --set output.dir="$5" --set train.epochs="$EPOCHS" \
-    --set train.batch_size="$2" --set train.threads="$3" --set train.seed="$4" > "$5.log" 2>&1
+    --set train.batch_size="$2" --set train.threads="$3" --set train.seed="$4" \
+    --set train.batchnorm="$6" > "$5.log" 2>&1
   echo $(( $(now) - start )) > "$5/train_seconds"
   "${MPIRUN[@]}" -np "$1" "$BIN" predict --checkpoint "$5/last.pt" --input "$DATA/test.h5" \
     --template "$DATA/src/test_set/test.csv" --out "$5/output.csv" --threshold fixed:0.5 >> "$5.log" 2>&1
@@ -60,8 +61,9 @@ for seed in $SEEDS; do
     rm -rf "$dir" && mkdir -p "$(dirname "$dir")"
     echo "== seed $seed: $side (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
     case $side in
-      2x8) angiotrain_side 2 8 1 "$seed" "$dir" ;;
-      1x16) angiotrain_side 1 16 2 "$seed" "$dir" ;;
+      2x8) angiotrain_side 2 8 1 "$seed" "$dir" batch ;;
+      2x8sync) angiotrain_side 2 8 1 "$seed" "$dir" sync ;;
+      1x16) angiotrain_side 1 16 2 "$seed" "$dir" batch ;;
       torch)
         # The rows of the seed's 2 x 8 run (the split depends on data.split_seed only, so every
         # angiotrain side trains on these rows too).
@@ -71,7 +73,7 @@ for seed in $SEEDS; do
           --out "$dir" --seed "$seed" --epochs "$EPOCHS" --threads 2 > "$dir.log" 2>&1 ||
           { echo "quality_peer: the PyTorch peer failed, see $dir.log" >&2; exit 1; }
         evaluate "$dir" ;;
-      *) echo "quality_peer: unknown side '$side' (expected 2x8, 1x16 or torch)" >&2; exit 1 ;;
+      *) echo "quality_peer: unknown side '$side' (expected 2x8, 2x8sync, 1x16 or torch)" >&2; exit 1 ;;
     esac
   done
 done
@@ -79,7 +81,8 @@ done
 /usr/bin/python3 - "$OUT/runs-$PATIENTS-$EPOCHS" "$SEEDS" "$SIDES" "$PATIENTS" "$EPOCHS" <<'PY'
 import json, os, statistics, sys
 root, seeds, sides = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
-names = {"2x8": "angiotrain, 2 ranks x 8", "1x16": "angiotrain, 1 rank x 16", "torch": "PyTorch, 1 process, batch 16"}
+names = {"2x8": "angiotrain, 2 ranks x 8", "2x8sync": "angiotrain, 2 ranks x 8, synchronised BatchNorm",
+         "1x16": "angiotrain, 1 rank x 16", "torch": "PyTorch, 1 process, batch 16"}
 cols = ["presence AUROC", "mean location AUROC", "location accuracy (0.5)", "final train loss", "training time (s)"]
 
 def figures(d):
