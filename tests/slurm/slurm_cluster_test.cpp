@@ -105,9 +105,12 @@ TEST(SlurmCluster, TwoRankJobRunsAndAWarnedJobRequeuesAndEndsWithTheSameWeights)
   CommandResult signal = slurm.Client({"scancel", "--batch", "--signal=USR1", warned_id});
   ASSERT_EQ(signal.exit_code, 0) << signal.output;
   // Requeued: pending again with one restart. Slurm holds a requeued job back for about two
-  // minutes (its begin time); the test lets it start now.
+  // minutes (its begin time); the test lets it start sooner, but not within the second of the
+  // requeue: slurmd revokes the job's credentials issued up to that second (whole seconds), and
+  // a start in the same second fails with "Job credential revoked" (seen under load).
   ASSERT_EQ(slurm.WaitForState(warned_id, {"PENDING"}, 120), "PENDING") << testing::ReadText(warned_log);
   EXPECT_EQ(slurm.Job(warned_id)["Restarts"], "1");
+  std::this_thread::sleep_for(std::chrono::seconds(2));
   CommandResult start_now = slurm.Client({"scontrol", "update", "JobId=" + warned_id, "StartTime=now"});
   ASSERT_EQ(start_now.exit_code, 0) << start_now.output;
   EXPECT_EQ(slurm.WaitForState(warned_id, {"COMPLETED", "FAILED", "CANCELLED"}, 300), "COMPLETED") << testing::ReadText(warned_log);
