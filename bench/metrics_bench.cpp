@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "experiments/metrics_export.h"
+#include "experiments/monitoring/metrics_export.h"
 
 namespace {
 
@@ -54,9 +54,10 @@ int main(int argc, char** argv) {
   }
   TrainConfig config;
   config.output.dir = "/tmp/metrics-bench";
-  config.metrics.port = 0;
+  MetricsConfig metrics_config;
+  metrics_config.port = 0;
   config.train.epochs = 1000;
-  auto endpoint = MetricsEndpoint::Open(config, 0, 0);
+  auto endpoint = MetricsEndpoint::Open(metrics_config, config.output.dir, 0, 0);
   TrainingMetrics metrics(endpoint, config);
   RunStartRecord start;
   start.config = &config;

@@ -9,7 +9,7 @@ python3-torch, python3-torchvision, python3-h5py).
 Recipe: torchvision EfficientNet-B0 built at width 0.5 / depth 0.5 (dropout 0.2, stochastic depth
 0.2, torchvision's own initialisation) with an 8-channel stem and 22 logits (Aneurysm, then the 21
 locations in the volume's order), Adam (PyTorch defaults but lr), the learning rate of
-experiments/optimization.cpp LearningRateAt per step (linear warm-up, then cosine to 0),
+experiments/training/optimization.cpp LearningRateAt per step (linear warm-up, then cosine to 0),
 unweighted BCE-with-logits (mean over N x 22), one process, full batches only, a fresh shuffle per
 epoch. Pixels are uint8 / 255 as angiotrain's loader. Writes DIR/output.csv (Aneurysm probability,
 locations flagged where p > 0.5), DIR/output.probabilities.csv and DIR/peer.json (final train loss,

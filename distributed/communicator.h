@@ -48,7 +48,11 @@ class Work {
 
 class Communicator {
  public:
+  Communicator() = default;
   virtual ~Communicator() = default;
+  // A communicator owns its MPI duplicate or NCCL communicator: never copied (every backend).
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
 
   virtual std::string backend() const = 0;  // "mpi" or "nccl"
   virtual int rank() const = 0;

@@ -18,8 +18,6 @@ class MpiCommunicator final : public Communicator {
   explicit MpiCommunicator(MPI_Comm comm, std::shared_ptr<CollectiveWatchdog> watchdog = nullptr);
   // Frees the duplicate, unless MPI is already finalised.
   ~MpiCommunicator() override;
-  MpiCommunicator(const MpiCommunicator&) = delete;
-  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
 
   std::string backend() const override { return "mpi"; }
   int rank() const override { return rank_; }

@@ -29,8 +29,6 @@ class NcclCommunicator final : public Communicator {
   // node-local rank). Throws Error with the CUDA or NCCL message on failure.
   NcclCommunicator(MPI_Comm comm, int device, std::shared_ptr<CollectiveWatchdog> watchdog = nullptr);
   ~NcclCommunicator() override;
-  NcclCommunicator(const NcclCommunicator&) = delete;
-  NcclCommunicator& operator=(const NcclCommunicator&) = delete;
 
   std::string backend() const override { return "nccl"; }
   int rank() const override;

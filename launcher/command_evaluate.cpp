@@ -1,4 +1,4 @@
-// `angiotrain evaluate`: score a K-ium submission against the ground truth (experiments/evaluation.h).
+// `angiotrain evaluate`: score a K-ium submission against the ground truth (experiments/evaluation/evaluation.h).
 #include <mpi.h>
 
 #include <cstdio>
@@ -8,7 +8,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/path_checks.h"
-#include "experiments/evaluation.h"
+#include "experiments/evaluation/evaluation.h"
 #include "launcher/commands.h"
 
 namespace angiotrain {

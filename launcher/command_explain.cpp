@@ -1,5 +1,5 @@
 // `angiotrain explain`: Grad-CAM of one patient's chosen output over its 8 views, as one PNG
-// (experiments/report_grad_cam.h).
+// (experiments/reports/report_grad_cam.h).
 #include <mpi.h>
 
 #include <cstdio>
@@ -7,7 +7,7 @@
 #include <string>
 
 #include "core/path_checks.h"
-#include "experiments/report_grad_cam.h"
+#include "experiments/reports/report_grad_cam.h"
 #include "launcher/commands.h"
 
 namespace angiotrain {

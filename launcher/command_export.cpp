@@ -1,5 +1,5 @@
 // `angiotrain export`: a checkpoint as a torchvision state_dict plus its description
-// (experiments/model_export.h).
+// (experiments/inference/model_export.h).
 #include <mpi.h>
 
 #include <cstdio>
@@ -7,7 +7,7 @@
 #include <string>
 
 #include "core/path_checks.h"
-#include "experiments/model_export.h"
+#include "experiments/inference/model_export.h"
 #include "launcher/commands.h"
 
 namespace angiotrain {

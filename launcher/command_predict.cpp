@@ -1,4 +1,4 @@
-// `angiotrain predict`: a K-ium submission from a checkpoint (experiments/trainer.h Predict).
+// `angiotrain predict`: a K-ium submission from a checkpoint (experiments/training/trainer.h Predict).
 #include <mpi.h>
 
 #include <cstdio>
@@ -6,8 +6,8 @@
 #include <string>
 
 #include "core/path_checks.h"
-#include "experiments/submission.h"
-#include "experiments/prediction.h"
+#include "experiments/evaluation/submission.h"
+#include "experiments/inference/prediction.h"
 #include "launcher/commands.h"
 
 namespace angiotrain {

@@ -1,5 +1,5 @@
-// `angiotrain report`: the HTML page of a training run (experiments/report_run.h) or of a
-// sweep's trial store (experiments/report_sweep.h).
+// `angiotrain report`: the HTML page of a training run (experiments/reports/report_run.h) or of a
+// sweep's trial store (experiments/reports/report_sweep.h).
 #include <mpi.h>
 
 #include <cstdio>
@@ -9,8 +9,8 @@
 
 #include "core/error.h"
 #include "core/path_checks.h"
-#include "experiments/report_run.h"
-#include "experiments/report_sweep.h"
+#include "experiments/reports/report_run.h"
+#include "experiments/reports/report_sweep.h"
 #include "launcher/commands.h"
 
 namespace angiotrain {

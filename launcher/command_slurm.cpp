@@ -11,8 +11,9 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/path_checks.h"
-#include "experiments/train_config.h"
+#include "experiments/training/train_config.h"
 #include "launcher/commands.h"
+#include "launcher/run_config.h"
 #include "slurm/batch_script.h"
 #include "slurm/sbatch.h"
 #include "slurm/slurm_config.h"
@@ -34,16 +35,18 @@ void RunSlurmSubmit(const SlurmSubmitOptions& o) {
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   if (world > 1) throw CollectiveError("slurm submit: run it once, not under mpirun (the job's srun starts the ranks)");
   RequireFile(o.config_path, "a TOML file");
-  TrainConfig config = LoadTrainConfig(o.config_path);
   SlurmConfig slurm = LoadSlurmConfig(o.config_path);
+  std::vector<std::string> run_overrides;
   for (const auto& assignment : o.overrides) {
     if (IsSlurmOverride(assignment))
       ApplySlurmOverride(slurm, assignment);
     else
-      ApplyOverride(config, assignment);
+      run_overrides.push_back(assignment);
   }
+  RunConfig run = LoadRunConfig(o.config_path, run_overrides);
+  TrainConfig& config = run.train;
   if (o.resume) config.train.resume = true;
-  ValidateTrainConfig(config);
+  ValidateRunConfig(run);
   ValidateSlurmConfig(slurm);
 
   // The job runs in this folder (sbatch's default), so the config's relative paths mean there
@@ -72,7 +75,7 @@ void RunSlurmSubmit(const SlurmSubmitOptions& o) {
   SbatchProgram();  // Slurm missing: say so before writing anything
 
   fs::create_directories(job_dir);
-  WriteFileAtomically(job.config, CanonicalText(config));
+  WriteFileAtomically(job.config, RunConfigText(run));
   const std::string script_path = (job_dir / "train.sbatch").string();
   WriteFileAtomically(script_path, script);
   const std::string id = SubmitBatchScript(script_path);

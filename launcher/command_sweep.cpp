@@ -1,5 +1,5 @@
-// `angiotrain sweep plan|run|status`: hyperparameter sweeps from a TOML file (experiments/sweep_spec.h),
-// run as trials in this MPI job (experiments/sweep_runner.h) into a trial store (sweep_store.h),
+// `angiotrain sweep plan|run|status`: hyperparameter sweeps from a TOML file (experiments/sweeps/sweep_spec.h),
+// run as trials in this MPI job (experiments/sweeps/sweep_runner.h) into a trial store (sweep_store.h),
 // or with --slurm as a Slurm job array, one trial per task, and a results job (slurm/batch_script.h).
 #include <algorithm>
 #include <csignal>
@@ -11,11 +11,11 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/path_checks.h"
-#include "experiments/sweep_runner.h"
-#include "experiments/sweep_spec.h"
-#include "experiments/sweep_store.h"
-#include "experiments/trainer.h"
-#include "experiments/report_sweep.h"
+#include "experiments/sweeps/sweep_runner.h"
+#include "experiments/sweeps/sweep_spec.h"
+#include "experiments/sweeps/sweep_store.h"
+#include "experiments/training/trainer.h"
+#include "experiments/reports/report_sweep.h"
 #include "launcher/commands.h"
 #include "slurm/batch_script.h"
 #include "slurm/sbatch.h"
@@ -174,7 +174,7 @@ void AddSweepCommand(CLI::App& app) {
     options.only_trial = o->trial;
     options.table_rows = o->rows;
     RunSweep(spec, context, options);
-    if (context.is_root() && o->trial < 0) WriteSweepReportAfterSweep(spec.dir);  // experiments/report_sweep.h
+    if (context.is_root() && o->trial < 0) WriteSweepReportAfterSweep(spec.dir);  // experiments/reports/report_sweep.h
   });
   status->callback([o] {
     if (WorldRank() != 0) return;

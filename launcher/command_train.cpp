@@ -1,4 +1,4 @@
-// `angiotrain train`: data-parallel training from a TOML config (experiments/trainer.h).
+// `angiotrain train`: data-parallel training from a TOML config (experiments/training/trainer.h).
 #include <mpi.h>
 
 #include <csignal>
@@ -11,12 +11,13 @@
 #include "core/error.h"
 #include "core/fault_injection.h"
 #include "core/path_checks.h"
-#include "experiments/epoch_evidence.h"
-#include "experiments/metrics_export.h"
-#include "experiments/report_run.h"
-#include "experiments/train_config.h"
-#include "experiments/trainer.h"
+#include "experiments/training/epoch_evidence.h"
+#include "experiments/monitoring/metrics_export.h"
+#include "experiments/reports/report_run.h"
+#include "experiments/training/train_config.h"
+#include "experiments/training/trainer.h"
 #include "launcher/commands.h"
+#include "launcher/run_config.h"
 
 namespace angiotrain {
 
@@ -31,13 +32,13 @@ struct TrainOptions {
 // The configuration of the run, with every check that can be made before anything is written:
 // the config file, the values, the input files and the output folder. Every rank makes the same
 // checks on the same files, so a failure is one CollectiveError (one message, a clean exit).
-TrainConfig CheckedConfig(const TrainOptions& o) {
+RunConfig CheckedConfig(const TrainOptions& o) {
   try {
     RequireFile(o.config_path, "a TOML file");
-    TrainConfig config = LoadTrainConfig(o.config_path);
-    for (const auto& assignment : o.overrides) ApplyOverride(config, assignment);
-    if (o.resume) config.train.resume = true;
-    ValidateTrainConfig(config);
+    RunConfig run = LoadRunConfig(o.config_path, o.overrides);
+    if (o.resume) run.train.train.resume = true;
+    ValidateRunConfig(run);
+    const TrainConfig& config = run.train;
     RequireFile(config.data.volume, "a volume file made by angiotrain ingest (data.volume)");
     std::string init_file;
     if (config.model.init.rfind("torchvision:", 0) == 0) {
@@ -49,7 +50,7 @@ TrainConfig CheckedConfig(const TrainOptions& o) {
       throw Error(dir + ": is a file, expected a folder for the run's outputs (output.dir)");
     for (const char* name : {"last.pt", "config.toml", "metrics.jsonl", "validation_predictions.csv"})
       RefuseOutputOverInput(dir + "/" + name, {o.config_path, config.data.volume, init_file});
-    return config;
+    return run;
   } catch (const CollectiveError&) {
     throw;
   } catch (const Error& e) {
@@ -58,21 +59,22 @@ TrainConfig CheckedConfig(const TrainOptions& o) {
 }
 
 void RunTrain(const TrainOptions& o) {
-  TrainConfig config = CheckedConfig(o);
+  const RunConfig run = CheckedConfig(o);
+  const TrainConfig& config = run.train;
   int world_rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
   MaybeInjectFault("config", world_rank);  // test-only (core/fault_injection.h)
   const auto context = ProcessContext::Create(MPI_COMM_WORLD, ParseDeviceRequest(config.train.device));
   StopTrainingOnSignal(SIGUSR1);  // e.g. Slurm's warning signal: checkpoint at the next step and stop
-  // Per-epoch validation evidence, thresholds learnt by f1/youden, best.pt (experiments/epoch_evidence.h).
+  // Per-epoch validation evidence, thresholds learnt by f1/youden, best.pt (experiments/training/epoch_evidence.h).
   EpochEvidenceWriter evidence(config.output.dir,
                                context.is_root() ? LoadLabelsByIndex(config.data.volume) : LabelsByIndex{},
                                *FindChoice(ObjectiveChoices(), config.evaluation.objective),
                                ThresholdRule::Parse(config.evaluation.threshold));
   std::vector<TrainingObserver*> observers{&evidence};
   // [metrics]: this rank's exposer, discovery entry and pushes; a failure is pushed before it
-  // leaves (experiments/metrics_export.h).
-  const auto endpoint = MetricsEndpoint::Open(config, context.rank, context.local.rank,
+  // leaves (experiments/monitoring/metrics_export.h).
+  const auto endpoint = MetricsEndpoint::Open(run.metrics, config.output.dir, context.rank, context.local.rank,
                                               context.device.is_cuda() ? context.device.index() : -1);
   std::unique_ptr<TrainingMetrics> metrics;
   if (endpoint) observers.push_back((metrics = std::make_unique<TrainingMetrics>(endpoint, config)).get());
@@ -91,7 +93,7 @@ void RunTrain(const TrainOptions& o) {
     std::printf("train: %s after %lld steps in %.1f s of training (%.1f samples/s), checkpoint %s\n",
                 RunEndName(s.end).c_str(), static_cast<long long>(s.steps_run), s.train_seconds,
                 s.samples_per_second, s.checkpoint.c_str());
-  WriteRunReportAfterTraining(config.output.dir);  // output.dir/report.html (experiments/report_run.h)
+  WriteRunReportAfterTraining(config.output.dir);  // output.dir/report.html (experiments/reports/report_run.h)
 }
 
 }  // namespace

@@ -23,8 +23,16 @@ namespace {
 // - Cancellation (scancel: SIGTERM to every process) kills the ranks; checkpoints are written
 //   under a temporary name and renamed, so last.pt stays the last complete one.
 // - The log is opened in append mode so that a requeued job adds to it.
-// - sbatch exports the submitter's environment; an Open MPI launcher's variables in it would
-//   make the srun-started ranks believe they belong to another job, so they are unset.
+// - The environment of the job (kJobEnvironment, shared with the sweep's results job).
+// The environment of every job's shell, and its log function. sbatch exports the submitter's
+// environment; an Open MPI launcher's variables in it would make the srun-started ranks believe
+// they belong to another job, so they are unset; then the network interface and slurm.env.
+constexpr const char* kJobEnvironment = R"SH(for name in $(compgen -e); do
+  case "$name" in OMPI_MCA_*) ;; OMPI_*|PMIX_*|OPAL_*|PRTE_*) unset "$name" ;; esac
+done
+{{EXPORTS}}
+log() { echo "angiotrain-slurm: $*"; })SH";
+
 constexpr const char* kStepTemplate = R"SH(#!/bin/bash
 # {{TITLE}}, written by `{{WRITER}}` (slurm/batch_script.cpp).
 # Every value here was checked and quoted when it was written: change the config and resubmit
@@ -38,11 +46,7 @@ max_requeues={{MAX_REQUEUES}}
 restarts=${SLURM_RESTART_COUNT:-0}
 cd {{WORKDIR}} || exit 1
 
-for name in $(compgen -e); do
-  case "$name" in OMPI_MCA_*) ;; OMPI_*|PMIX_*|OPAL_*|PRTE_*) unset "$name" ;; esac
-done
-{{EXPORTS}}
-log() { echo "angiotrain-slurm: $*"; }
+{{ENVIRONMENT}}
 log "job ${SLURM_JOB_ID:-?} (restart ${restarts}) on ${SLURM_JOB_NUM_NODES:-?} node(s) ${SLURM_JOB_NODELIST:-?}, ${SLURM_NTASKS:-?} rank(s)"
 if [ "$restarts" -gt "$max_requeues" ]; then
   log "started ${restarts} times, more than slurm.max_requeues=${max_requeues}: not training again; ${kept}" >&2
@@ -125,11 +129,7 @@ angiotrain={{ANGIOTRAIN}}
 store={{STORE}}
 cd {{WORKDIR}} || exit 1
 
-for name in $(compgen -e); do
-  case "$name" in OMPI_MCA_*) ;; OMPI_*|PMIX_*|OPAL_*|PRTE_*) unset "$name" ;; esac
-done
-{{EXPORTS}}
-log() { echo "angiotrain-slurm: $*"; }
+{{ENVIRONMENT}}
 log "job ${SLURM_JOB_ID:-?}: results of the sweep in ${store} (array job {{ARRAY_ID}} has ended)"
 srun --mpi={{MPI}} --ntasks=1 "$angiotrain" sweep status "$store" --write --rows 0
 rc=$?
@@ -217,6 +217,8 @@ std::string Exports(const SlurmConfig& s) {
   return exports;
 }
 
+std::string JobEnvironment(const SlurmConfig& s) { return Fill(kJobEnvironment, {{"EXPORTS", Exports(s)}}); }
+
 std::string StepScript(const SlurmConfig& s, const std::string& title, const std::string& writer,
                        const std::string& sbatch, const std::string& variables, const std::string& resume,
                        const std::string& step, const std::string& workdir, const std::string& angiotrain) {
@@ -229,7 +231,7 @@ std::string StepScript(const SlurmConfig& s, const std::string& title, const std
                               {"VARIABLES", variables},
                               {"MAX_REQUEUES", std::to_string(s.max_requeues)},
                               {"WORKDIR", ShellQuote(workdir)},
-                              {"EXPORTS", Exports(s)},
+                              {"ENVIRONMENT", JobEnvironment(s)},
                               {"RESUME", resume},
                               {"MPI", s.mpi},
                               {"STEP", step}});
@@ -286,7 +288,7 @@ std::string SweepResultsScript(const SweepArrayJob& job, const std::string& arra
                                       {"ANGIOTRAIN", ShellQuote(job.angiotrain)},
                                       {"STORE", ShellQuote(job.store)},
                                       {"WORKDIR", ShellQuote(job.workdir)},
-                                      {"EXPORTS", Exports(s)},
+                                      {"ENVIRONMENT", JobEnvironment(s)},
                                       {"MPI", s.mpi}});
 }
 

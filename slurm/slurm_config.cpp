@@ -14,7 +14,7 @@
 namespace angiotrain {
 namespace {
 
-// One key of the schema, as in experiments/train_config.h, plus lists of strings.
+// One key of the schema, as in experiments/training/train_config.h, plus lists of strings.
 struct SlurmField {
   std::string name;  // without "slurm."
   std::variant<std::string*, int64_t*, std::vector<std::string>*> value;

@@ -3,7 +3,7 @@
 // against tests/models/recipe_peer.py.
 #include <gtest/gtest.h>
 
-#include "experiments/optimization.h"
+#include "experiments/training/optimization.h"
 #include "tests/models/recipe_peer.h"
 
 namespace angiotrain {

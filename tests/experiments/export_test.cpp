@@ -12,7 +12,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "datasets/volume_file.h"
-#include "experiments/checkpoint.h"
+#include "experiments/training/checkpoint.h"
 #include "models/grad_cam.h"
 #include "models/efficientnet.h"
 #include "models/torch_save_reader.h"

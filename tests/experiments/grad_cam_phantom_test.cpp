@@ -33,8 +33,8 @@
 
 #include "core/atomic_file.h"
 #include "datasets/volume_file.h"
-#include "experiments/checkpoint.h"
-#include "experiments/report_grad_cam.h"
+#include "experiments/training/checkpoint.h"
+#include "experiments/reports/report_grad_cam.h"
 #include "models/grad_cam.h"
 #include "tests/experiments/phantom_run.h"
 #include "tests/support/test_support.h"

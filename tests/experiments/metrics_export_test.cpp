@@ -15,10 +15,10 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "datasets/kium_schema.h"
-#include "experiments/metrics.h"
-#include "experiments/metrics_export.h"
-#include "experiments/metrics_exposer.h"
-#include "experiments/train_config.h"
+#include "experiments/evaluation/metrics.h"
+#include "experiments/monitoring/metrics_export.h"
+#include "experiments/monitoring/metrics_exposer.h"
+#include "experiments/training/train_config.h"
 #include "tests/experiments/metrics_test_support.h"
 #include "tests/support/test_support.h"
 
@@ -54,12 +54,22 @@ class SilentListener {
   int fd_ = -1, port_ = 0;
 };
 
-TrainConfig MetricsConfig(const std::string& output_dir, int64_t port = 0) {
-  TrainConfig c;
+// A run's training config with its [metrics] section beside it, as the train command assembles
+// them (launcher/run_config.h), and the endpoint that section opens on one rank.
+struct MetricsRun : TrainConfig {
+  MetricsConfig metrics;
+};
+
+MetricsRun RunWithMetrics(const std::string& output_dir, int64_t port = 0) {
+  MetricsRun c;
   c.data.volume = "v.h5";
   c.output.dir = output_dir;
   c.metrics.port = port;
   return c;
+}
+
+std::shared_ptr<MetricsEndpoint> OpenEndpoint(const MetricsRun& c, int rank, int local_rank) {
+  return MetricsEndpoint::Open(c.metrics, c.output.dir, rank, local_rank);
 }
 
 std::vector<Sample> Scrape(const MetricsEndpoint& endpoint) {
@@ -75,16 +85,39 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 TEST(MetricsConfig, OffByDefaultUnhashedAndValidatedByKey) {
   TrainConfig c;
   c.data.volume = "v.h5";
-  EXPECT_EQ(c.metrics.port, -1);
-  EXPECT_EQ(c.metrics.address, "127.0.0.1");
-  EXPECT_EQ(MetricsEndpoint::Open(c, 0, 0), nullptr);  // nothing listens, nothing is written
+  const MetricsConfig off;
+  EXPECT_EQ(off.port, -1);
+  EXPECT_EQ(off.address, "127.0.0.1");
+  EXPECT_EQ(MetricsEndpoint::Open(off, "out/run", 0, 0), nullptr);  // nothing listens, nothing is written
+  // The [metrics] keys are read and overridden with the training keys, and change no hash.
+  MetricsConfig m;
+  OtherSections others;
+  others.fields = MetricsFields(m);
   TrainConfig with = c;
-  ApplyOverride(with, "metrics.port=9400");
-  ApplyOverride(with, "metrics.pushgateway=http://127.0.0.1:9091");
-  ApplyOverride(with, "metrics.discovery_dir=/tmp/sd");
-  ApplyOverride(with, "metrics.job=run-1");
-  EXPECT_NO_THROW(ValidateTrainConfig(with));
+  ApplyOverride(with, "metrics.port=9400", others);
+  ApplyOverride(with, "metrics.pushgateway=http://127.0.0.1:9091", others);
+  ApplyOverride(with, "metrics.discovery_dir=/tmp/sd", others);
+  ApplyOverride(with, "metrics.job=run-1", others);
+  EXPECT_EQ(m.port, 9400);
+  EXPECT_EQ(m.job, "run-1");
+  EXPECT_NO_THROW(ValidateMetricsConfig(m));
   EXPECT_EQ(ConfigHash(with), ConfigHash(c));
+  EXPECT_THROW(ApplyOverride(with, "metrics.port=1"), Error);  // not a training key
+  const MetricsConfig loaded = [] {
+    MetricsConfig back;
+    OtherSections sections;
+    sections.fields = MetricsFields(back);
+    ParseTrainConfig("[data]\nvolume = \"v.h5\"\n\n[metrics]\nport = 9400\njob = \"run-1\"\n", "x.toml", sections);
+    return back;
+  }();
+  MetricsConfig again;  // the section's text loads back to the same values
+  OtherSections again_sections;
+  again_sections.fields = MetricsFields(again);
+  ParseTrainConfig(MetricsConfigText(m), "text", again_sections);
+  EXPECT_EQ(MetricsConfigText(again), MetricsConfigText(m));
+  EXPECT_EQ(again.pushgateway, "http://127.0.0.1:9091");
+  EXPECT_EQ(loaded.port, 9400);
+  EXPECT_EQ(loaded.job, "run-1");
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"metrics.port=70000", "metrics.port"},
       {"metrics.port=-2", "metrics.port"},
@@ -94,26 +127,28 @@ TEST(MetricsConfig, OffByDefaultUnhashedAndValidatedByKey) {
       {"metrics.job=a/b", "metrics.job"},
   };
   for (const auto& [assignment, key] : bad) {
-    TrainConfig b = c;
-    ApplyOverride(b, assignment);
+    MetricsConfig b;
+    OtherSections bs;
+    bs.fields = MetricsFields(b);
+    TrainConfig t = c;
+    ApplyOverride(t, assignment, bs);
     try {
-      ValidateTrainConfig(b);
+      ValidateMetricsConfig(b);
       ADD_FAILURE() << assignment << " was accepted";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
     }
   }
-  TrainConfig discovery_alone = c;
-  discovery_alone.metrics.discovery_dir = "/tmp/sd";
-  EXPECT_THROW(ValidateTrainConfig(discovery_alone), Error);
+  MetricsConfig discovery_alone;
+  discovery_alone.discovery_dir = "/tmp/sd";
+  EXPECT_THROW(ValidateMetricsConfig(discovery_alone), Error);
 }
 
 TEST(MetricsConfig, JobDefaultsToTheOutputFolderName) {
-  TrainConfig c;
-  c.output.dir = "runs/lr 1e-3/";
-  EXPECT_EQ(MetricsJobName(c), "lr_1e-3");
-  c.metrics.job = "mine";
-  EXPECT_EQ(MetricsJobName(c), "mine");
+  MetricsConfig m;
+  EXPECT_EQ(MetricsJobName(m, "runs/lr 1e-3/"), "lr_1e-3");
+  m.job = "mine";
+  EXPECT_EQ(MetricsJobName(m, "runs/lr 1e-3/"), "mine");
 }
 
 TEST(MetricsConfig, PushgatewayUrlIsSplitForTheClient) {
@@ -150,9 +185,9 @@ TEST(MetricsExposer, APortInUseIsAnErrorNamingAddressAndPort) {
 TEST(MetricsEndpoint, APortInUseWarnsAndTheEndpointStillPushes) {
   SilentListener busy;
   ScratchDir dir;
-  TrainConfig c = MetricsConfig(dir / "run", busy.port());
+  MetricsRun c = RunWithMetrics(dir / "run", busy.port());
   ::testing::internal::CaptureStderr();
-  auto endpoint = MetricsEndpoint::Open(c, 0, 0);
+  auto endpoint = OpenEndpoint(c, 0, 0);
   const std::string err = ::testing::internal::GetCapturedStderr();
   ASSERT_NE(endpoint, nullptr);
   EXPECT_EQ(endpoint->port(), -1);
@@ -164,12 +199,12 @@ TEST(MetricsEndpoint, APortInUseWarnsAndTheEndpointStillPushes) {
 
 TEST(MetricsEndpoint, WritesADiscoveryEntryPerRankAndRemovesItAtTheEnd) {
   ScratchDir dir;
-  TrainConfig c = MetricsConfig(dir / "my-run");
+  MetricsRun c = RunWithMetrics(dir / "my-run");
   c.metrics.discovery_dir = dir / "sd/nested";  // created when missing
   std::string file;
   {
-    auto rank0 = MetricsEndpoint::Open(c, 0, 0);
-    auto rank1 = MetricsEndpoint::Open(c, 1, 1);
+    auto rank0 = OpenEndpoint(c, 0, 0);
+    auto rank1 = OpenEndpoint(c, 1, 1);
     file = rank0->discovery_file();
     ASSERT_FALSE(file.empty());
     EXPECT_NE(file, rank1->discovery_file());
@@ -187,10 +222,10 @@ TEST(MetricsEndpoint, WritesADiscoveryEntryPerRankAndRemovesItAtTheEnd) {
 TEST(MetricsEndpoint, AnUnwritableDiscoveryFolderWarnsAndServesAnyway) {
   ScratchDir dir;
   WriteFileAtomically(dir / "a_file", "x");
-  TrainConfig c = MetricsConfig(dir / "run");
+  MetricsRun c = RunWithMetrics(dir / "run");
   c.metrics.discovery_dir = dir / "a_file/sd";  // below a file: cannot be created
   ::testing::internal::CaptureStderr();
-  auto endpoint = MetricsEndpoint::Open(c, 0, 0);
+  auto endpoint = OpenEndpoint(c, 0, 0);
   const std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_TRUE(endpoint->discovery_file().empty());
   EXPECT_NE(err.find("warning: metrics: cannot write the discovery entry " + c.metrics.discovery_dir), std::string::npos)
@@ -201,11 +236,11 @@ TEST(MetricsEndpoint, AnUnwritableDiscoveryFolderWarnsAndServesAnyway) {
 TEST(MetricsEndpoint, APushgatewayThatNeverAnswersNeverHoldsTheCaller) {
   SilentListener hanging;  // accepts connections into its backlog and never answers
   ScratchDir dir;
-  TrainConfig c = MetricsConfig(dir / "run", -1);
+  MetricsRun c = RunWithMetrics(dir / "run", -1);
   c.metrics.pushgateway = "http://127.0.0.1:" + std::to_string(hanging.port());
   auto start = std::chrono::steady_clock::now();
   {
-    auto endpoint = MetricsEndpoint::Open(c, 0, 0);
+    auto endpoint = OpenEndpoint(c, 0, 0);
     for (int i = 0; i < 100; ++i) endpoint->Push();  // an epoch end: only wakes the pusher
     EXPECT_LT(Seconds(start), 1.0);
     ::testing::internal::CaptureStderr();
@@ -218,9 +253,9 @@ TEST(MetricsEndpoint, APushgatewayThatNeverAnswersNeverHoldsTheCaller) {
 
 TEST(MetricsEndpoint, AnUnreachablePushgatewayWarnsOnce) {
   ScratchDir dir;
-  TrainConfig c = MetricsConfig(dir / "run", -1);
+  MetricsRun c = RunWithMetrics(dir / "run", -1);
   c.metrics.pushgateway = "http://127.0.0.1:" + std::to_string(testing::FreePort());
-  auto endpoint = MetricsEndpoint::Open(c, 0, 0);
+  auto endpoint = OpenEndpoint(c, 0, 0);
   ::testing::internal::CaptureStderr();
   EXPECT_FALSE(endpoint->PushAndWait(5));
   EXPECT_FALSE(endpoint->PushAndWait(5));
@@ -278,8 +313,8 @@ struct FakeRun {
 TEST(TrainingMetrics, RecordsBecomeTheDocumentedSeries) {
   ScratchDir dir;
   FakeRun run;
-  TrainConfig c = MetricsConfig(dir / "run");
-  auto endpoint = MetricsEndpoint::Open(c, 0, 0);
+  MetricsRun c = RunWithMetrics(dir / "run");
+  auto endpoint = OpenEndpoint(c, 0, 0);
   TrainingMetrics metrics(endpoint, run.config, "t7");
   run.Start(metrics, 0);
   auto samples = Scrape(*endpoint);
@@ -336,7 +371,7 @@ TEST(TrainingMetrics, RecordsBecomeTheDocumentedSeries) {
 TEST(TrainingMetrics, OtherRanksExportOnlyTheirPerRankFigures) {
   ScratchDir dir;
   FakeRun run;
-  auto endpoint = MetricsEndpoint::Open(MetricsConfig(dir / "run"), 1, 1);
+  auto endpoint = OpenEndpoint(RunWithMetrics(dir / "run"), 1, 1);
   TrainingMetrics metrics(endpoint, run.config);
   run.Start(metrics, 1);
   run.Step(metrics, 1, 0, 0.2);
@@ -349,7 +384,7 @@ TEST(TrainingMetrics, OtherRanksExportOnlyTheirPerRankFigures) {
 TEST(TrainingMetrics, FailuresAreClassifiedAndARunLeftUnfinishedIsAborted) {
   ScratchDir dir;
   FakeRun run;
-  auto endpoint = MetricsEndpoint::Open(MetricsConfig(dir / "run"), 0, 0);
+  auto endpoint = OpenEndpoint(RunWithMetrics(dir / "run"), 0, 0);
   {
     TrainingMetrics metrics(endpoint, run.config, "a");
     run.Start(metrics, 0);
@@ -375,7 +410,7 @@ TEST(TrainingMetrics, FailuresAreClassifiedAndARunLeftUnfinishedIsAborted) {
 TEST(SweepMetrics, TrialsByStatusAndTheBestObjectiveBesideTheTrialsSeries) {
   ScratchDir dir;
   FakeRun run;
-  auto endpoint = MetricsEndpoint::Open(MetricsConfig(dir / "sweep"), 0, 0);
+  auto endpoint = OpenEndpoint(RunWithMetrics(dir / "sweep"), 0, 0);
   SweepMetrics sweep(endpoint, "aneurysm_auroc");
   TrainingMetrics trial0(endpoint, run.config, "0"), trial1(endpoint, run.config, "1");
   run.Start(trial0, 0);

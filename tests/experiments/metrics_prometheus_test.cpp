@@ -21,8 +21,8 @@
 #include <thread>
 
 #include "core/atomic_file.h"
-#include "experiments/metrics_export.h"
-#include "experiments/train_config.h"
+#include "experiments/monitoring/metrics_export.h"
+#include "experiments/training/train_config.h"
 #include "tests/experiments/metrics_test_support.h"
 #include "tests/support/test_support.h"
 

@@ -1,6 +1,6 @@
 // Metrics: AUROC against sklearn's roc_auc_score (run at test time), hand-checked counts,
 // the K-ium location figures and the RSNA weighted AUC.
-#include "experiments/metrics.h"
+#include "experiments/evaluation/metrics.h"
 
 #include <gtest/gtest.h>
 

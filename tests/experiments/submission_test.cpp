@@ -1,5 +1,5 @@
 // K-ium submission writer: template order kept, integer locations, probability sidecar, atomicity.
-#include "experiments/submission.h"
+#include "experiments/evaluation/submission.h"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>

@@ -20,12 +20,12 @@
 #include "core/error.h"
 #include "datasets/kium_schema.h"
 #include "datasets/volume_file.h"
-#include "experiments/epoch_evidence.h"
-#include "experiments/submission.h"
-#include "experiments/sweep_spec.h"
-#include "experiments/sweep_store.h"
-#include "experiments/threshold_rule.h"
-#include "experiments/train_config.h"
+#include "experiments/training/epoch_evidence.h"
+#include "experiments/evaluation/submission.h"
+#include "experiments/sweeps/sweep_spec.h"
+#include "experiments/sweeps/sweep_store.h"
+#include "experiments/evaluation/threshold_rule.h"
+#include "experiments/training/train_config.h"
 #include "tests/support/test_support.h"
 
 namespace angiotrain {

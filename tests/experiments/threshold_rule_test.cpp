@@ -1,7 +1,7 @@
 // ThresholdRule: the seed's mean + k std rule, fixed, f1, youden, top:K and gate:RULE on hand-computed
 // cases (ties, a location with no positive, all-equal probabilities), fitting on one set and applying
 // to another, the thresholds file, parsing.
-#include "experiments/threshold_rule.h"
+#include "experiments/evaluation/threshold_rule.h"
 
 #include <gtest/gtest.h>
 

@@ -9,7 +9,7 @@ MUTATIONS = [
     {
         "name": "validation-rows-trained",
         "breaks": "train/validation separation (validation rows also train)",
-        "file": "experiments/data_split.cpp",
+        "file": "experiments/training/data_split.cpp",
         "old": "for (size_t i = 0; i < rows.size(); ++i) (i < n_val ? split.validation : split.train).push_back(rows[perm[i]]);",
         "new": "for (size_t i = 0; i < rows.size(); ++i) { if (i < n_val) split.validation.push_back(rows[perm[i]]); split.train.push_back(rows[perm[i]]); }",
         "target": EXPERIMENTS,
@@ -18,7 +18,7 @@ MUTATIONS = [
     {
         "name": "checkpoint-written-in-place",
         "breaks": "last.pt written under its final name, not a temporary one",
-        "file": "experiments/checkpoint.cpp",
+        "file": "experiments/training/checkpoint.cpp",
         "old": "const std::string target = out.temp_path();",
         "new": "const std::string target = path;",
         "target": EXPERIMENTS,
@@ -27,7 +27,7 @@ MUTATIONS = [
     {
         "name": "predictions-to-wrong-patients",
         "breaks": "predict attaches row i's result to the i-th patient of the volume",
-        "file": "experiments/prediction.cpp",
+        "file": "experiments/inference/prediction.cpp",
         "old": "predictions[reader.index()[gathered.rows[i]]] = scored[i];",
         "new": "predictions[reader.index()[i]] = scored[i];",
         "target": EXPERIMENTS,
@@ -36,7 +36,7 @@ MUTATIONS = [
     {
         "name": "metrics-epoch-off-by-one",
         "breaks": "metrics.jsonl numbers epochs from 0",
-        "file": "experiments/training_observers.cpp",
+        "file": "experiments/training/training_observers.cpp",
         "old": 'j["epoch"] = r.epoch;',
         "new": 'j["epoch"] = r.epoch - 1;',
         "target": EXPERIMENTS,
@@ -45,7 +45,7 @@ MUTATIONS = [
     {
         "name": "nan-guard-after-optimizer-step",
         "breaks": "a non-finite loss stops the run only after the weights changed",
-        "file": "experiments/trainer.cpp",
+        "file": "experiments/training/trainer.cpp",
         "old": "    if (!std::isfinite(mean_loss))\n",
         "new": "    if (!std::isfinite(mean_loss)) optimizer_->step();\n    if (!std::isfinite(mean_loss))\n",
         "target": EXPERIMENTS,
@@ -54,7 +54,7 @@ MUTATIONS = [
     {
         "name": "resume-message-one-hash",
         "breaks": "the refused resume names only one of the two config hashes",
-        "file": "experiments/trainer.cpp",
+        "file": "experiments/training/trainer.cpp",
         "old": '": made with config hash " + header.config_hash + ", but this config ("',
         "new": '": made with another config hash, but this config ("',
         "target": EXPERIMENTS,
@@ -63,7 +63,7 @@ MUTATIONS = [
     {
         "name": "stop-request-not-agreed",
         "breaks": "a stop request stops only the rank that received it",
-        "file": "experiments/trainer.cpp",
+        "file": "experiments/training/trainer.cpp",
         "old": "stop_agreed_ = agreed[1].item<double>() > 0;",
         "new": "stop_agreed_ = stop_requested_.load();",
         "target": EXPERIMENTS,
@@ -72,7 +72,7 @@ MUTATIONS = [
     {
         "name": "checkpoint-changes-the-run",
         "breaks": "a resumed rank trains on with the averaged BatchNorm statistics, not its own",
-        "file": "experiments/trainer.cpp",
+        "file": "experiments/training/trainer.cpp",
         "old": "      RestoreRunningStatistics(header.rank_statistics[context_.rank]);",
         "new": "      (void)0;",
         "target": EXPERIMENTS,
@@ -99,7 +99,7 @@ MUTATIONS = [
     {
         "name": "optimizer-state-by-address",
         "breaks": "checkpoints hold LibTorch's own optimizer archive, keyed by tensor addresses",
-        "file": "experiments/checkpoint.cpp",
+        "file": "experiments/training/checkpoint.cpp",
         "old": "  SaveOptimizerState(optimizer, optimizer_archive);",
         "new": "  optimizer.save(optimizer_archive);",
         "target": EXPERIMENTS,
@@ -108,7 +108,7 @@ MUTATIONS = [
     {
         "name": "stale-temporaries-kept",
         "breaks": "a killed writer's temporary checkpoint stays for good",
-        "file": "experiments/trainer.cpp",
+        "file": "experiments/training/trainer.cpp",
         "old": "    RemoveStaleTemporaryFiles(dir, \"last.pt\");\n",
         "new": "",
         "target": EXPERIMENTS,
@@ -117,7 +117,7 @@ MUTATIONS = [
     {
         "name": "submission-committed-early",
         "breaks": "output.csv renamed into place before the sidecar is written",
-        "file": "experiments/submission.cpp",
+        "file": "experiments/evaluation/submission.cpp",
         "old": "  WriteText(submission_out, submission);\n",
         "new": "  WriteText(submission_out, submission);\n  submission_out.Commit();\n",
         "target": EXPERIMENTS,

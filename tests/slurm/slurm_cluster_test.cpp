@@ -15,8 +15,8 @@
 #include <sstream>
 #include <thread>
 
-#include "experiments/checkpoint.h"
-#include "experiments/sweep_store.h"
+#include "experiments/training/checkpoint.h"
+#include "experiments/sweeps/sweep_store.h"
 #include "tests/slurm/local_slurm.h"
 #include "tests/support/test_support.h"
 
