@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <numeric>
 #include <sstream>
@@ -123,6 +124,15 @@ bool ThresholdRule::learns() const {
 
 namespace {
 
+// A score as the exact fraction num / den (den > 0) of a cut's counts, so that cuts that score
+// the same are a tie however floating point would round them (1 - 2/3 is not 1/3 in doubles).
+struct Fraction {
+  int64_t num = 0, den = 1;
+  bool operator>(const Fraction& o) const {  // cross-multiplied in 128 bits: no overflow
+    return static_cast<__int128>(num) * o.den > static_cast<__int128>(o.num) * den;
+  }
+};
+
 // Walks the cuts of "value > cut" from the highest (1: no positive) down to the lowest (0: every
 // positive value), the others halfway between consecutive distinct values, and returns the one
 // with the best score(tp, fp, positives, negatives); the highest cut wins a tie.
@@ -132,12 +142,12 @@ double BestCut(const std::vector<double>& values, const std::vector<uint8_t>& tr
   std::vector<size_t> order(values.size());
   std::iota(order.begin(), order.end(), size_t{0});
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return values[a] > values[b]; });
-  long positives = 0;
+  int64_t positives = 0;
   for (uint8_t t : truth) positives += t != 0;
-  const long negatives = static_cast<long>(truth.size()) - positives;
+  const int64_t negatives = static_cast<int64_t>(truth.size()) - positives;
   double best_cut = 1.0;
-  double best = score(0L, 0L, positives, negatives);
-  long tp = 0, fp = 0;
+  Fraction best = score(0, 0, positives, negatives);
+  int64_t tp = 0, fp = 0;
   for (size_t i = 0; i < order.size();) {
     const double v = values[order[i]];
     for (; i < order.size() && values[order[i]] == v; ++i) (truth[order[i]] ? tp : fp) += 1;
@@ -149,21 +159,22 @@ double BestCut(const std::vector<double>& values, const std::vector<uint8_t>& tr
       if (v <= 0) break;  // 0 cannot be a positive under "> cut" with cuts >= 0
       cut = 0.0;
     }
-    const double s = score(tp, fp, positives, negatives);
+    const Fraction s = score(tp, fp, positives, negatives);
     if (s > best) best = s, best_cut = cut;
   }
   return best_cut;
 }
 
-double F1Score(long tp, long fp, long positives, long) {
-  const long fn = positives - tp;
-  return 2 * tp + fp + fn == 0 ? 0.0 : 2.0 * tp / (2.0 * tp + fp + fn);
+// F1 = 2 tp / (2 tp + fp + fn); 0 when there is nothing to score.
+Fraction F1Score(int64_t tp, int64_t fp, int64_t positives, int64_t) {
+  const int64_t fn = positives - tp, den = 2 * tp + fp + fn;
+  return den == 0 ? Fraction{} : Fraction{2 * tp, den};
 }
 
-double YoudenScore(long tp, long fp, long positives, long negatives) {
-  const double tpr = positives ? static_cast<double>(tp) / positives : 0.0;
-  const double fpr = negatives ? static_cast<double>(fp) / negatives : 0.0;
-  return tpr - fpr;
+// TPR - FPR = tp / P - fp / N = (tp N - fp P) / (P N); a rate over a class without rows is 0.
+Fraction YoudenScore(int64_t tp, int64_t fp, int64_t positives, int64_t negatives) {
+  const int64_t p = positives ? positives : 1, n = negatives ? negatives : 1;
+  return {tp * n - fp * p, p * n};
 }
 
 std::vector<double> LocationColumn(const std::vector<LocationProbabilities>& rows, int k) {

@@ -243,5 +243,17 @@ TEST(ThresholdRule, ThresholdsFileCarriesTheLearntCutsToAnotherSet) {
   }
 }
 
+// Cuts that score exactly the same are a tie, whatever floating point makes of their scores:
+// the highest wins, as for any tie. Youden: 3 positives and 3 negatives; the cut 0.85 takes
+// {0.9} (J = 1/3 - 0), the cut 0.3 takes {0.9 .. 0.5} (J = 3/3 - 2/3 = 1/3), but in doubles
+// 1 - 2/3 is 0.33333333333333337 and 1/3 is 0.33333333333333331. F1: the cut 0.825 takes
+// {0.85} (2*1 / (2*1 + 2 + 2) = 1/3), the cut 0.25 takes {0.85, 0.5} with 7 negatives
+// (2*2 / (2*2 + 7 + 1) = 1/3).
+TEST(ThresholdRule, ExactlyTiedScoresGoToTheHighestCutWhateverTheRounding) {
+  EXPECT_DOUBLE_EQ(BestYoudenCut({0.9, 0.8, 0.7, 0.6, 0.5, 0.1}, {1, 0, 1, 0, 1, 0}), 0.85);
+  EXPECT_DOUBLE_EQ(BestF1Cut({0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.5, 0.0}, {0, 0, 1, 0, 0, 0, 0, 0, 1, 1}),
+                   0.825);
+}
+
 }  // namespace
 }  // namespace angiotrain
