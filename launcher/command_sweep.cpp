@@ -41,6 +41,7 @@ SweepSpec CheckedSpec(const SweepOptions& o) {
     RequireFile(o.config_path, "a sweep file (TOML)");
     SweepSpec spec = LoadSweepSpec(o.config_path);
     if (!o.dir.empty()) spec.dir = o.dir;
+    CheckSweepDir(spec, !o.dir.empty());
     return spec;
   } catch (const CollectiveError&) {
     throw;

@@ -8,13 +8,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <tuple>
+#include <unordered_map>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/path_checks.h"
 #include "core/random.h"
 #include "datasets/volume_file.h"
 #include "experiments/training/data_split.h"
@@ -52,11 +56,87 @@ std::string NodeText(const toml::node& node) {
   return out.str();
 }
 
-// The value as shown in tables: strings without their quotes.
-std::string DisplayValue(const std::string& toml_text) {
-  if (toml_text.size() >= 2 && toml_text.front() == '"' && toml_text.back() == '"')
-    return toml_text.substr(1, toml_text.size() - 2);
-  return toml_text;
+// An axis value as TOML text: strings as TomlQuoted (which reads back byte for byte), numbers
+// and booleans as NodeText.
+std::string ValueText(const toml::node& node) {
+  return node.is_string() ? TomlQuoted(*node.value<std::string>()) : NodeText(node);
+}
+
+// The value as the plan, plan.json and the results show it: a string as its bytes, any other
+// value as its TOML text.
+std::string SettingValue(const std::string& toml_text) {
+  if (toml_text.empty() || (toml_text.front() != '"' && toml_text.front() != '\'')) return toml_text;
+  return *toml::parse("v = " + toml_text)["v"].value<std::string>();
+}
+
+// What makes two values of a field the same setting: the number (1 and 1.0, 1e-3 and 0.001,
+// 0x1 and 1 are one value), the string's bytes, the boolean.
+std::string SameValueKey(const ConfigField& f, const toml::node& node) {
+  if (f.value.index() == 2) {
+    char buf[40];
+    const double v = *node.value<double>();
+    std::snprintf(buf, sizeof buf, "%.17g", v == 0 ? 0.0 : v);  // -0.0 is 0.0
+    return buf;
+  }
+  if (node.is_string()) return *node.value<std::string>();
+  if (node.is_integer()) return std::to_string(*node.value<int64_t>());
+  return NodeText(node);
+}
+
+// The [base] table as config text for ParseTrainConfig, strings as TomlQuoted (see ValueText).
+void TableText(const toml::table& table, const std::string& header, std::string& out) {
+  std::vector<std::pair<std::string, const toml::table*>> sections;
+  for (auto&& [k, node] : table) {
+    const std::string key = TomlQuoted(std::string(k.str()));
+    if (const toml::table* sub = node.as_table()) {
+      sections.emplace_back(header.empty() ? key : header + "." + key, sub);
+      continue;
+    }
+    std::ostringstream value;
+    if (node.is_string() || node.is_floating_point())
+      value << ValueText(node);
+    else
+      node.visit([&](auto&& v) { value << v; });
+    out += key + " = " + value.str() + "\n";
+  }
+  for (const auto& [name, sub] : sections) {
+    out += "[" + name + "]\n";
+    TableText(*sub, name, out);
+  }
+}
+
+// "KEY (N) x KEY (N) ...", as the plan prints the axes.
+std::string AxesText(const std::vector<SweepAxis>& axes) {
+  std::string out;
+  for (const auto& a : axes) out += (out.empty() ? "" : " x ") + a.key + " (" + std::to_string(a.values.size()) + ")";
+  return out;
+}
+
+// The number of combinations of the axes, exactly: in decimal, and as an integer when it fits in
+// 64 bits (a product of axis sizes can exceed any fixed width).
+struct GridCount {
+  std::string decimal;
+  std::optional<uint64_t> value;
+};
+GridCount CountCombinations(const std::vector<SweepAxis>& axes) {
+  std::vector<uint64_t> digits{1};  // base 10, least significant first
+  uint64_t value = 1;
+  bool fits = true;
+  for (const auto& axis : axes) {
+    const uint64_t n = axis.values.size();
+    fits = fits && !__builtin_mul_overflow(value, n, &value);
+    uint64_t carry = 0;
+    for (uint64_t& d : digits) {
+      carry += d * n;
+      d = carry % 10;
+      carry /= 10;
+    }
+    for (; carry > 0; carry /= 10) digits.push_back(carry % 10);
+  }
+  GridCount count;
+  for (auto d = digits.rbegin(); d != digits.rend(); ++d) count.decimal += static_cast<char>('0' + *d);
+  if (fits) count.value = value;
+  return count;
 }
 
 bool FitsField(const ConfigField& f, const toml::node& node) {
@@ -79,6 +159,7 @@ const char* FieldTypeName(const ConfigField& f) {
 
 struct Reader {
   std::string path;
+  std::vector<std::string> lines;  // of the sweep file, for the spelling of values in messages
   Error Fail(const std::string& key, const std::string& problem) const {
     return FileError(path, "key '" + key + "': " + problem);
   }
@@ -124,6 +205,18 @@ struct Reader {
     }
   }
 
+  // A value as the file spells it ("1e-3", "0x1"), or as TOML when its place cannot be told.
+  std::string Spelling(const toml::node& node) const {
+    const toml::source_region& s = node.source();
+    if (s.begin.line == s.end.line && s.begin.line >= 1 && s.begin.line <= lines.size()) {
+      const std::string& line = lines[s.begin.line - 1];
+      const bool ascii = std::all_of(line.begin(), line.end(), [](unsigned char c) { return c < 0x80; });
+      if (ascii && s.begin.column >= 1 && s.end.column > s.begin.column && s.end.column - 1 <= line.size())
+        return line.substr(s.begin.column - 1, s.end.column - s.begin.column);
+    }
+    return NodeText(node);
+  }
+
   // The training sections, and [metrics] for the sweep's endpoint; [slurm] is read by `sweep run --slurm`.
   void ReadBase(const toml::node& node, SweepSpec& spec) const {
     OtherSections others;
@@ -132,11 +225,12 @@ struct Reader {
     if (node.is_string()) {
       std::filesystem::path base = *node.value<std::string>();
       if (base.is_relative()) base = std::filesystem::path(path).parent_path() / base;
-      spec.base = LoadTrainConfig(base.string(), others);
+      spec.base_path = base.string();
+      spec.base = LoadTrainConfig(spec.base_path, others);
     } else if (const toml::table* t = node.as_table()) {
-      std::ostringstream text;
-      text << *t;
-      spec.base = ParseTrainConfig(text.str(), path + " [base]", others);
+      std::string text;
+      TableText(*t, "", text);
+      spec.base = ParseTrainConfig(text, path + " [base]", others);
     } else {
       throw Fail("base", "must be a config file path or a [base] table");
     }
@@ -170,12 +264,16 @@ struct Reader {
     if (key == "output.dir" || key == "train.resume")
       throw Fail(where, "cannot be an axis: the sweep sets it for each trial");
     SweepAxis axis{key, {}};
+    std::map<std::string, const toml::node*> seen;  // by SameValueKey: a repeat would be a second identical trial
     for (const auto& v : *values) {
       if (!FitsField(*f, v)) throw Fail(where, "value " + NodeText(v) + " must be " + FieldTypeName(*f));
-      axis.values.push_back(NodeText(v));
+      auto [first, fresh] = seen.emplace(SameValueKey(*f, v), &v);
+      if (!fresh)
+        throw Fail(where, "lists a value twice: " + Spelling(*first->second) + " and " + Spelling(v) +
+                              " are the same " + (f->value.index() == 0 ? "string" : "value") +
+                              " (each value is a trial)");
+      axis.values.push_back(ValueText(v));
     }
-    std::set<std::string> unique(axis.values.begin(), axis.values.end());
-    if (unique.size() != axis.values.size()) throw Fail(where, "lists a value twice");
     if (key == kEpochsAxis) {
       for (const auto& v : *values) {
         if (*v.value<int64_t>() < 1) throw Fail(where, "epoch counts must be at least 1");
@@ -199,9 +297,6 @@ struct Reader {
   }
 };
 
-void Apply(TrainConfig& config, const std::string& key, const std::string& toml_text) {
-  ApplyOverride(config, key + "=" + toml_text);
-}
 
 std::string Join(const std::vector<int64_t>& v, const char* sep) {
   std::string out;
@@ -218,7 +313,8 @@ SweepSpec ParseSweepSpec(const std::string& text, const std::string& path) {
   } catch (const toml::parse_error& e) {
     throw FileError(path, "line " + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
   }
-  Reader reader{path};
+  Reader reader{path, {}};
+  for (std::istringstream lines(text); !lines.eof();) std::getline(lines, reader.lines.emplace_back());
   SweepSpec spec;
   spec.path = path;
   spec.dir = "out/sweep";
@@ -267,11 +363,17 @@ SweepSpec ParseSweepSpec(const std::string& text, const std::string& path) {
   }
   SweepPlan plan = PlanSweep(spec);
   std::set<std::tuple<std::string, int64_t, int64_t>> partitions;  // k-fold partitions checked on their volume
+  std::set<std::string> init_files;                                 // model.init files found
   for (const PlannedTrial& trial : plan.trials) {
     std::string settings;
     for (const auto& [key, value] : trial.settings) settings += (settings.empty() ? "" : ", ") + key + "=" + value;
     try {
+      // train's checks: the values, then the model.init file (data.volume may be made later:
+      // its folds are checked below when it exists, and the trial names it when it does not).
       ValidateTrainConfig(trial.config);
+      const std::string file = TorchvisionInitFile(trial.config);
+      if (!file.empty() && init_files.insert(file).second)
+        RequireFile(file, "a torchvision state_dict saved by torch.save (model.init)");
     } catch (const Error& e) {
       throw FileError(path, "trial " + trial.name + (settings.empty() ? "" : " (" + settings + ")") + ": " + e.what());
     }
@@ -346,29 +448,70 @@ SweepPlan PlanSweep(const SweepSpec& spec) {
   plan.thresholds = spec.thresholds.empty() ? std::vector<std::string>{ThresholdRule::Parse(spec.base.evaluation.threshold).ToString()}
                                             : spec.thresholds;
   const std::vector<int64_t> epochs = spec.epochs.empty() ? std::vector<int64_t>{spec.base.train.epochs} : spec.epochs;
-  int64_t combinations = 1;
-  for (const auto& axis : spec.axes) combinations *= static_cast<int64_t>(axis.values.size());
-  plan.combinations = combinations;
-  std::vector<int64_t> chosen(static_cast<size_t>(combinations));
-  std::iota(chosen.begin(), chosen.end(), int64_t{0});
-  if (spec.budget > 0 && spec.method != SweepMethod::kGrid && spec.budget < combinations) {
-    // A seeded partial Fisher-Yates shuffle: the first `budget` of a random order.
+  const GridCount count = CountCombinations(spec.axes);
+  plan.combinations = count.decimal;
+  const bool fits_limit = count.value && *count.value <= static_cast<uint64_t>(kMaxSweepTrials);
+  const bool draws = spec.budget > 0 && spec.method != SweepMethod::kGrid &&
+                     (!count.value || static_cast<uint64_t>(spec.budget) < *count.value);
+  const std::string limit = std::to_string(kMaxSweepTrials) + " combinations a sweep plans (kMaxSweepTrials)";
+  if (draws && spec.budget > kMaxSweepTrials)
+    throw FileError(spec.path, "key 'sweep.budget': " + std::to_string(spec.budget) + " is more than the limit of " +
+                                   limit);
+  if (!draws && !fits_limit)
+    throw FileError(spec.path, "key 'axes': the grid has " + count.decimal + " combinations of " + AxesText(spec.axes) +
+                                   ", more than the limit of " + limit + "; draw some of them with method = "
+                                   "\"random\" and a budget, or list fewer values");
+  // Each planned combination as the index of its value on every axis (the last axis varies
+  // fastest in the grid's order).
+  const auto decode = [&](uint64_t c) {
+    std::vector<size_t> digits(spec.axes.size());
+    for (size_t a = spec.axes.size(); a-- > 0;) {
+      const uint64_t n = spec.axes[a].values.size();
+      digits[a] = static_cast<size_t>(c % n);
+      c /= n;
+    }
+    return digits;
+  };
+  std::vector<std::vector<size_t>> chosen;
+  if (!draws) {
+    for (uint64_t c = 0; c < *count.value; ++c) chosen.push_back(decode(c));
+  } else if (count.value) {
+    // The first `budget` of a seeded Fisher-Yates shuffle of 0..n-1, keeping only the positions
+    // that a swap has changed: the same draw as shuffling the whole grid, without holding it.
     SplitMix64 rng(MixSeed(static_cast<uint64_t>(spec.seed), 0x5eedULL));
-    for (int64_t i = 0; i < spec.budget; ++i)
-      std::swap(chosen[i], chosen[i + static_cast<int64_t>(rng.Below(static_cast<uint64_t>(combinations - i)))]);
-    chosen.resize(static_cast<size_t>(spec.budget));
+    const uint64_t n = *count.value;
+    std::unordered_map<uint64_t, uint64_t> moved;
+    const auto at = [&](uint64_t p) {
+      auto it = moved.find(p);
+      return it == moved.end() ? p : it->second;
+    };
+    for (uint64_t i = 0; i < static_cast<uint64_t>(spec.budget); ++i) {
+      const uint64_t j = i + rng.Below(n - i);
+      const uint64_t drawn = at(j);
+      moved[j] = at(i);  // position i is never read again
+      moved.erase(i);
+      chosen.push_back(decode(drawn));
+    }
+  } else {
+    // More than 2^64 combinations: a value drawn on each axis, again until the combination is new.
+    SplitMix64 rng(MixSeed(static_cast<uint64_t>(spec.seed), 0x5eedULL));
+    std::set<std::vector<size_t>> seen;
+    while (chosen.size() < static_cast<size_t>(spec.budget)) {
+      std::vector<size_t> digits(spec.axes.size());
+      for (size_t a = 0; a < spec.axes.size(); ++a) digits[a] = static_cast<size_t>(rng.Below(spec.axes[a].values.size()));
+      if (seen.insert(digits).second) chosen.push_back(std::move(digits));
+    }
   }
+  plan.drawn = static_cast<int64_t>(chosen.size());
   int separate_cosine = 0;
-  for (int64_t c : chosen) {
+  for (const auto& digits : chosen) {
     TrainConfig config = spec.base;
     std::vector<std::pair<std::string, std::string>> settings;
-    int64_t rest = c;
-    for (size_t a = spec.axes.size(); a-- > 0;) {
+    for (size_t a = 0; a < spec.axes.size(); ++a) {
       const auto& axis = spec.axes[a];
-      const auto& value = axis.values[static_cast<size_t>(rest % static_cast<int64_t>(axis.values.size()))];
-      rest /= static_cast<int64_t>(axis.values.size());
-      Apply(config, axis.key, value);
-      settings.insert(settings.begin(), {axis.key, DisplayValue(value)});
+      const auto& value = axis.values[digits[a]];
+      ApplyTomlValue(config, axis.key, value);
+      settings.emplace_back(axis.key, SettingValue(value));
     }
     config.train.resume = false;
     if (spec.cross_validation >= 2) {
@@ -409,13 +552,12 @@ SweepPlan PlanSweep(const SweepSpec& spec) {
 
 std::string PlanText(const SweepSpec& spec, const SweepPlan& plan) {
   std::ostringstream out;
-  std::string axes;
-  for (const auto& a : spec.axes) axes += (axes.empty() ? "" : " x ") + a.key + " (" + std::to_string(a.values.size()) + ")";
+  const std::string axes = AxesText(spec.axes);
   out << "sweep " << spec.path << ": " << ChoiceName(SweepMethodChoices(), spec.method) << " over "
       << plan.combinations << " combination(s)" << (axes.empty() ? "" : " of " + axes) << ", objective "
       << ChoiceName(ObjectiveChoices(), spec.objective) << ", store " << spec.dir << "\n";
   if (spec.method == SweepMethod::kRandom)
-    out << "  random draw of " << std::min<int64_t>(spec.budget, plan.combinations) << " with seed " << spec.seed << "\n";
+    out << "  random draw of " << plan.drawn << " with seed " << spec.seed << "\n";
   if (spec.method == SweepMethod::kHalving)
     out << "  successive halving: rungs at epochs " << Join(spec.epochs, ", ") << ", keep the best 1/" << spec.eta
         << " at each\n";
@@ -450,6 +592,48 @@ std::string PlanText(const SweepSpec& spec, const SweepPlan& plan) {
       << "; training every (combination, epochs, threshold" << (k >= 2 ? ", fold" : "") << ") separately would take "
       << plan.SeparateEpochs() << "\n";
   return out.str();
+}
+
+void CheckSweepDir(const SweepSpec& spec, bool from_command_line) {
+  namespace fs = std::filesystem;
+  const std::string& dir = spec.dir;
+  const std::string where = from_command_line ? "--dir " + dir : spec.path + ": key 'sweep.dir': " + dir;
+  // The inputs: the sweep file, the base config, and every volume and model.init file that a
+  // trial can read (the base's and an axis's values).
+  std::vector<std::string> inputs = {spec.path, spec.base_path, spec.base.data.volume, TorchvisionInitFile(spec.base)};
+  for (const auto& axis : spec.axes) {
+    if (axis.key != "data.volume" && axis.key != "model.init") continue;
+    for (const auto& value : axis.values) {
+      TrainConfig probe;
+      ApplyTomlValue(probe, axis.key, value);
+      inputs.push_back(axis.key == "data.volume" ? probe.data.volume : TorchvisionInitFile(probe));
+    }
+  }
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec)) {
+    std::string which = "a file";
+    for (const auto& input : inputs)
+      if (!input.empty() && fs::equivalent(dir, input, ec)) which = "the input " + input;
+    throw Error(where + ": is " + which + ", expected a folder for the sweep's trial store (or none yet); give "
+                "the sweep another " + (from_command_line ? "--dir" : "sweep.dir"));
+  }
+  try {
+    for (const char* name : {"plan.json", "sweep.toml", "results.csv", "results.json", "report.html"})
+      RefuseOutputOverInput(dir + "/" + name, inputs);
+    // Everything under trials/ is the trials' output.
+    std::error_code trials_ec;
+    const fs::path trials = fs::weakly_canonical(fs::path(dir) / "trials", trials_ec);
+    for (const auto& input : inputs) {
+      if (input.empty() || trials_ec) continue;
+      std::error_code input_ec;
+      const fs::path relative = fs::weakly_canonical(input, input_ec).lexically_relative(trials);
+      if (!input_ec && !relative.empty() && *relative.begin() != "..")
+        throw Error(input + ": is inside the trial folders " + (fs::path(dir) / "trials").string() +
+                    ", which are the sweep's output");
+    }
+  } catch (const Error& e) {
+    throw Error(where + ": " + e.what());
+  }
 }
 
 std::string PlanJson(const SweepSpec& spec, const SweepPlan& plan) {

@@ -50,11 +50,19 @@
 namespace angiotrain {
 
 enum class SweepMethod { kGrid, kRandom, kHalving };
+
+// The most combinations a sweep plans (each a trial; under cosine, one per epoch count): a grid
+// with more is refused naming its axes and their count (method = "random" draws `budget` of
+// them without enumerating the grid, and a budget above it is refused too).
+constexpr int64_t kMaxSweepTrials = 1000000;
 const ChoiceTable<SweepMethod>& SweepMethodChoices();
 
 struct SweepAxis {
   std::string key;
-  std::vector<std::string> values;  // TOML text of each value ("0.001", "\"b1\"", "true")
+  // TOML text of each value ("0.001", "\"b1\"", "true"); strings as TomlQuoted, so that they
+  // reach the trial's config byte for byte. No two are the same value (as 1 and
+  // 1.0 would be: a second, identical trial).
+  std::vector<std::string> values;
 };
 
 struct SweepSpec {
@@ -62,6 +70,7 @@ struct SweepSpec {
   SweepMethod method = SweepMethod::kGrid;
   Objective objective = Objective::kPresenceAuroc;
   std::string dir;
+  std::string base_path;  // the base config file; empty for an inline [base] table
   int64_t budget = 0, seed = 0, eta = 2;
   int64_t cross_validation = 0;  // K >= 2: K runs per trial, one per fold; 0: one run per trial
   TrainConfig base;
@@ -80,7 +89,8 @@ SweepSpec ParseSweepSpec(const std::string& text, const std::string& path);
 struct PlannedTrial {
   int id = 0;
   std::string name;  // "t0003": its folder under the store's trials/
-  std::vector<std::pair<std::string, std::string>> settings;  // training axis key -> value text
+  // Training axis key -> value: a string as its bytes, other values as TOML text.
+  std::vector<std::pair<std::string, std::string>> settings;
   TrainConfig config;           // resolved: output.dir in the store, train.epochs what it trains to
                                 // (with cross-validation data.folds = K)
   std::vector<int64_t> epochs;  // the epoch counts it is evaluated at, ascending
@@ -94,14 +104,23 @@ struct SweepPlan {
   std::vector<PlannedTrial> trials;
   std::vector<std::string> thresholds;
   std::vector<std::string> notes;  // e.g. why epochs are not free
-  int64_t combinations = 0;        // of the training axes (before a random draw)
+  std::string combinations;        // of the training axes (before a random draw), in decimal: it may exceed 64 bits
+  int64_t drawn = 0;               // the combinations planned: all of them, or the random draw
   int64_t Evaluations() const;     // result rows: sum over trials of epochs x thresholds
   int64_t TrainingRuns() const;    // sum over trials of their runs (folds with cross-validation)
   int64_t TrainedEpochs() const;   // sum over the training runs of train.epochs (halving: at most)
   int64_t SeparateEpochs() const;  // what training every (combination, epochs, fold) apart would cost
 };
 
+// Throws Error "PATH: key 'axes': the grid has N combinations of KEY (n) x ..." over
+// kMaxSweepTrials, or naming sweep.budget when the budget is over it.
 SweepPlan PlanSweep(const SweepSpec& spec);
+
+// The trial store against the inputs, before anything is written: spec.dir must be a folder or
+// not exist, and none of the store's files may be an input (the sweep file, the base config, a
+// volume or model.init file of a trial). Throws Error naming sweep.dir (or --dir when the command
+// line gave it, from_command_line) and the path.
+void CheckSweepDir(const SweepSpec& spec, bool from_command_line);
 
 // With data.folds >= 2: throws Error "data.volume PATH: data.folds = K: ..." when a class of the
 // volume's rows has fewer rows than folds. Nothing when the volume does not exist (yet).

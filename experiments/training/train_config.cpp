@@ -16,6 +16,7 @@
 #include "experiments/evaluation/objective.h"
 #include "experiments/evaluation/threshold_rule.h"
 #include "models/autocast.h"
+#include "models/efficientnet.h"
 #include "models/heads.h"
 
 namespace angiotrain {
@@ -167,12 +168,19 @@ std::vector<ConfigField> AllFields(TrainConfig& config, const OtherSections& oth
   return fields;
 }
 
-std::string FormatValue(const ConfigField& f) {
-  if (auto p = std::get_if<std::string*>(&f.value)) {
-    std::ostringstream out;
-    out << toml::value<std::string>(**p);  // quoted and escaped as TOML
-    return out.str();
+// Parses the TOML text of a value into `f`; false when it is not a value of the field's type.
+bool SetFromText(ConfigField& f, const std::string& toml_text) {
+  toml::table t;
+  try {
+    t = toml::parse("v = " + toml_text);
+  } catch (const toml::parse_error&) {
+    return false;
   }
+  return t.size() == 1 && t.get("v") && SetFromNode(f, *t.get("v"));
+}
+
+std::string FormatValue(const ConfigField& f) {
+  if (auto p = std::get_if<std::string*>(&f.value)) return TomlQuoted(**p);
   if (auto p = std::get_if<int64_t*>(&f.value)) return std::to_string(**p);
   if (auto p = std::get_if<double*>(&f.value)) {
     char buf[64];
@@ -226,14 +234,53 @@ void ApplyOverride(TrainConfig& config, const std::string& assignment, const Oth
     return;
   }
   // Parse the value as TOML so that the typing rules are the file's.
-  toml::table t;
+  if (!SetFromText(*f, text)) throw Error("--set: key '" + key + "' must be " + TypeName(*f) + ", got '" + text + "'");
+}
+
+void ApplyTomlValue(TrainConfig& config, const std::string& key, const std::string& toml_text) {
+  auto fields = Fields(config);
+  ConfigField* f = FindField(fields, key);
+  if (!f) throw Error("unknown key '" + key + "'");
+  if (!SetFromText(*f, toml_text)) throw Error("key '" + key + "' must be " + TypeName(*f) + ", got " + toml_text);
+}
+
+std::string TomlQuoted(const std::string& text) {
+  // toml++'s own form where it reads back: the canonical texts, and so the config hashes that
+  // existing checkpoints and sweep stores hold, are made of it.
+  std::ostringstream printed;
+  printed << toml::value<std::string>(text);
   try {
-    t = toml::parse("v = " + text);
+    if (toml::parse("v = " + printed.str())["v"].value<std::string>() == text) return printed.str();
   } catch (const toml::parse_error&) {
-    throw Error("--set: key '" + key + "' must be " + TypeName(*f) + ", got '" + text + "'");
   }
-  if (!SetFromNode(*f, *t.get("v")))
-    throw Error("--set: key '" + key + "' must be " + TypeName(*f) + ", got '" + text + "'");
+  std::string out = "\"";
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\f': out += "\\f"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {  // TOML allows no other control character unescaped
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04X", c);
+          out += buf;
+        } else {
+          out += ch;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string TorchvisionInitFile(const TrainConfig& config) {
+  static const std::string prefix = "torchvision:";
+  const std::string& init = config.model.init;
+  return init.compare(0, prefix.size(), prefix) == 0 ? init.substr(prefix.size()) : std::string();
 }
 
 void ValidateTrainConfig(const TrainConfig& config) {
@@ -260,7 +307,14 @@ void ValidateTrainConfig(const TrainConfig& config) {
   if (c.data.folds >= 2 && c.data.fold >= c.data.folds)
     fail("data.fold", std::to_string(c.data.fold) + " is not a fold of data.folds = " + std::to_string(c.data.folds) +
                           " (folds are numbered 0.." + std::to_string(c.data.folds - 1) + ")");
+  try {
+    EfficientNetConfig::ForVariant(c.model.variant);
+  } catch (const Error& e) {
+    fail("model.variant", e.what());
+  }
   if (c.model.width_mult < 0 || c.model.depth_mult < 0) fail("model.width_mult", "multipliers must be >= 0");
+  if (c.model.dropout >= 1) fail("model.dropout", "must be in [0, 1), or negative for the variant's");
+  if (c.model.stochastic_depth > 1) fail("model.stochastic_depth", "must be in [0, 1], or negative for the variant's");
   if (c.train.epochs < 1) fail("train.epochs", "must be at least 1");
   if (c.train.batch_size < 1) fail("train.batch_size", "must be at least 1");
   if (!(c.train.lr > 0)) fail("train.lr", "must be positive");

@@ -90,7 +90,7 @@ struct ConfigField {
   std::string key;
   std::variant<std::string*, int64_t*, double*, bool*> value;
   bool hashed = true;
-  std::vector<std::string> choices;  // non-empty: the value must be one of these names
+  std::vector<std::string> choices = {};  // non-empty: the value must be one of these names
   // Hashed only when not the default: keys added after checkpoints existed (data.folds,
   // data.fold), so that a config that does not use them keeps its hash and its runs resume.
   bool hashed_unless_default = false;
@@ -139,9 +139,22 @@ TrainConfig ParseTrainConfig(const std::string& text, const std::string& origin,
 // Applies "section.key=value" (the value typed by the schema: true/false, integers, reals,
 // strings with or without quotes). Throws Error naming the key.
 void ApplyOverride(TrainConfig& config, const std::string& assignment, const OtherSections& others = {});
+// Sets `key` from the TOML text of a value ("0.001", "true", "\"b1\"" with its escapes), typed
+// as in a config file: a sweep's axis values. Throws Error naming the key.
+void ApplyTomlValue(TrainConfig& config, const std::string& key, const std::string& toml_text);
 
-// Checks ranges, finiteness and choices (every field with choices; the evaluation threshold
-// rule; data.fold against data.folds); throws Error naming the key. The other sections have
+// `text` as a TOML string that reads back byte for byte: toml++'s own form where it does (what
+// canonical texts and config hashes were always made of), else a basic string with ", \ and
+// the control characters escaped (toml++ may print a multi-line literal string, which loses a
+// leading newline and cannot hold three single quotes). Config texts write strings so.
+std::string TomlQuoted(const std::string& text);
+
+// The file of model.init = "torchvision:PATH", or "" for any other init.
+std::string TorchvisionInitFile(const TrainConfig& config);
+
+// Checks ranges, finiteness and choices (every field with choices; model.variant against the
+// EfficientNet variants; the evaluation threshold rule; data.fold against data.folds); throws
+// Error naming the key: what the Trainer would refuse, found before anything is written. The other sections have
 // their own checks (ValidateMetricsConfig, ValidateSlurmConfig). Commands call it once, before
 // anything is written. That the volume has enough rows of each class for data.folds is checked
 // where it is opened (the Trainer, and LoadSweepSpec for every trial).
