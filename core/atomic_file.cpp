@@ -47,18 +47,30 @@ void AtomicOutput::Commit() {
   committed_ = true;
 }
 
-int RemoveStaleTemporaryFiles(const std::string& dir, const std::string& name) {
-  const std::string prefix = "." + name + ".tmp-";
+namespace {
+
+// The writer's pid of an AtomicOutput temporary's file name (".NAME.tmp-PID", NAME not empty), or 0.
+pid_t TemporaryWriter(const std::string& file) {
+  const size_t at = file.rfind(".tmp-");
+  if (file.size() < 2 || file[0] != '.' || at == std::string::npos || at < 2) return 0;
+  const std::string digits = file.substr(at + 5);
+  if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return static_cast<pid_t>(std::stol(digits));
+}
+
+}  // namespace
+
+int RemoveStaleTemporaryFiles(const std::string& dir) {
   int removed = 0;
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string file = entry.path().filename().string();
-    if (file.rfind(prefix, 0) != 0) continue;
-    const std::string pid_text = file.substr(prefix.size());
-    if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
-    const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+  for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code file_ec;
+    if (!it->is_regular_file(file_ec)) continue;
+    const pid_t pid = TemporaryWriter(it->path().filename().string());
+    if (pid <= 0) continue;
     if (kill(pid, 0) == 0 || errno != ESRCH) continue;  // still running (or not ours to judge)
-    if (fs::remove(entry.path(), ec)) ++removed;
+    if (fs::remove(it->path(), file_ec)) ++removed;
   }
   return removed;
 }

@@ -29,9 +29,11 @@ class AtomicOutput {
   bool committed_ = false;
 };
 
-// Removes the temporary files AtomicOutput left for `name` in `dir` (".NAME.tmp-PID") whose
-// process no longer runs: what a writer killed mid-write leaves behind. Returns how many.
-int RemoveStaleTemporaryFiles(const std::string& dir, const std::string& name);
+// Removes the temporary files AtomicOutput left in `dir` and the folders below it (".NAME.tmp-PID",
+// any NAME) whose writer no longer runs on this host: what writers killed mid-write leave behind
+// (last.pt's, best.pt's, metrics.jsonl's, ...). A live writer's temporaries, and every file not
+// named so, stay. Returns how many it removed.
+int RemoveStaleTemporaryFiles(const std::string& dir);
 
 // Writes `contents` to `path` atomically.
 void WriteFileAtomically(const std::string& path, const std::string& contents);

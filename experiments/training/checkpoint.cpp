@@ -53,6 +53,19 @@ CheckpointHeader ReadHeader(torch::serialize::InputArchive& archive, const std::
   if (archive.try_read("batch_size", v) && v.isInt()) h.batch_size = v.toInt();
   torch::Tensor statistics;
   if (archive.try_read("rank_statistics", statistics)) h.rank_statistics = statistics;
+  // The epoch's figures so far (absent at an epoch boundary and in older files: none kept).
+  if (archive.try_read("epoch_steps", v) && v.isInt()) {
+    auto number = [&](const char* key) {
+      if (!archive.try_read(key, v) || !v.isDouble()) throw FileError(path, std::string("has epoch_steps but no ") + key);
+      return v.toDouble();
+    };
+    h.so_far.steps = v.toInt();
+    h.so_far.loss_sum = number("epoch_loss_sum");
+    h.so_far.train_seconds = number("epoch_train_seconds");
+    h.so_far.data_wait_seconds = number("epoch_data_wait_seconds");
+    h.so_far.allreduce_wait_seconds = number("epoch_allreduce_wait_seconds");
+    h.so_far.samples = integer("epoch_samples");
+  }
   return h;
 }
 
@@ -74,6 +87,14 @@ void SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::op
   archive.write("world_size", c10::IValue(h.world_size));
   archive.write("batch_size", c10::IValue(h.batch_size));
   if (h.rank_statistics.defined()) archive.write("rank_statistics", h.rank_statistics);
+  if (h.so_far.steps > 0) {
+    archive.write("epoch_steps", c10::IValue(h.so_far.steps));
+    archive.write("epoch_samples", c10::IValue(h.so_far.samples));
+    archive.write("epoch_loss_sum", c10::IValue(h.so_far.loss_sum));
+    archive.write("epoch_train_seconds", c10::IValue(h.so_far.train_seconds));
+    archive.write("epoch_data_wait_seconds", c10::IValue(h.so_far.data_wait_seconds));
+    archive.write("epoch_allreduce_wait_seconds", c10::IValue(h.so_far.allreduce_wait_seconds));
+  }
   archive.write("model", model_archive);
   archive.write("optimizer", optimizer_archive);
   AtomicOutput out(path);

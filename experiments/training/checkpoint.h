@@ -1,7 +1,7 @@
 // The checkpoint file (output.dir/last.pt): weights, BatchNorm buffers, optimizer state, where
-// training stands (epoch, step within it, global step), the canonical configuration with its
-// hash, and a fingerprint of the training volume's content. Written under a temporary name and
-// renamed, so an interrupted write leaves the previous checkpoint intact.
+// training stands (epoch, step within it, global step, the epoch's figures so far), the canonical
+// configuration with its hash, and a fingerprint of the training volume's content. Written under
+// a temporary name and renamed, so an interrupted write leaves the previous checkpoint intact.
 #pragma once
 
 #include <torch/torch.h>
@@ -14,6 +14,16 @@
 
 namespace angiotrain {
 
+// The figures of the epoch in progress up to a mid-epoch checkpoint, from its first step: what
+// the epoch's record (training_records.h) is computed from, so that a resumed epoch reports the
+// whole epoch's train_loss, bit for bit, as the run without the interruption does. Times are rank
+// 0's. steps == 0: none kept (an epoch boundary, or a file older than these figures).
+struct EpochSoFar {
+  int64_t steps = 0, samples = 0;  // steps, and global samples (all ranks) in them
+  double loss_sum = 0;             // of the steps' losses (mean over the ranks), in step order
+  double train_seconds = 0, data_wait_seconds = 0, allreduce_wait_seconds = 0;
+};
+
 struct CheckpointHeader {
   std::string config_text, config_hash;
   std::string volume_fingerprint;  // VolumeFingerprint of data.volume ("" in older files)
@@ -24,6 +34,7 @@ struct CheckpointHeader {
   // flattened) when a checkpoint is written mid-epoch; the model holds their average. A resume
   // on as many ranks gives each rank its own back, so a checkpoint never changes the run.
   torch::Tensor rank_statistics;
+  EpochSoFar so_far;  // mid-epoch: the epoch's figures up to `step`
 };
 
 // Writes `path` atomically (rank 0's job; not collective).

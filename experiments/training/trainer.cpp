@@ -146,6 +146,12 @@ Trainer::Trainer(const TrainConfig& config, const ProcessContext& context)
       RestoreRunningStatistics(header.rank_statistics[context_.rank]);
     start_epoch_ = header.epoch;
     start_step_ = header.step;
+    resumed_so_far_ = header.so_far;
+    so_far_whole_ = start_step_ == 0 || header.so_far.steps == start_step_;
+    if (!so_far_whole_ && context_.is_root())
+      std::printf("resume: %s keeps no figures of the first %lld steps of epoch %lld (written by an older angiotrain): "
+                  "that epoch's train_loss (and samples/s) covers the steps since this resume only\n",
+                  checkpoint_path_.c_str(), static_cast<long long>(start_step_), static_cast<long long>(start_epoch_ + 1));
     summary_.global_step = header.global_step;
     summary_.checkpoint = checkpoint_path_;
     resumed_ = true;
@@ -161,7 +167,7 @@ Trainer::Trainer(const TrainConfig& config, const ProcessContext& context)
 
   if (context_.is_root()) {
     std::filesystem::create_directories(dir);
-    RemoveStaleTemporaryFiles(dir, "last.pt");
+    RemoveStaleTemporaryFiles(dir);
     WriteFileAtomically(dir + "/config.toml", CanonicalText(config_));
   }
   comm_->Barrier();  // the output folder exists before anyone writes into it
@@ -190,7 +196,13 @@ bool Trainer::RunEpoch(int64_t epoch, int64_t first_step, EpochRecord& record) {
     for (auto& r : rows) r = split_.train[r];
     batches.push_back(std::move(rows));
   }
-  double loss_sum = 0, allreduce_wait = 0;
+  // The epoch's figures from its first step: a mid-epoch resume starts from those its checkpoint
+  // kept, so that the sum of the losses is the same sum, added in the same order, as without it.
+  const bool resuming_here = resumed_ && epoch == start_epoch_ && first_step == start_step_ && first_step > 0;
+  so_far_ = resuming_here && so_far_whole_ ? resumed_so_far_ : EpochSoFar{};
+  if (!resuming_here) so_far_whole_ = true;
+  int64_t steps_here = 0;
+  double seconds_here = 0, allreduce_wait = 0;
   record = EpochRecord{};
   record.rank = rank;
   record.epoch = epoch + 1;
@@ -236,12 +248,18 @@ bool Trainer::RunEpoch(int64_t epoch, int64_t first_step, EpochRecord& record) {
 
     StepRecord step{rank, epoch, s, steps_per_epoch_, g, &batch.rows, mean_loss, lr, SecondsSince(t0),
                     prefetcher.waited_seconds() - waited_before, step_allreduce_wait};
-    loss_sum += mean_loss;
+    const int64_t samples = static_cast<int64_t>(batch.rows.size()) * world;
+    so_far_.loss_sum += mean_loss;
+    ++so_far_.steps;
+    so_far_.samples += samples;
+    so_far_.train_seconds += step.seconds;
+    so_far_.data_wait_seconds += step.data_wait_seconds;
+    so_far_.allreduce_wait_seconds += step_allreduce_wait;
+    ++steps_here;
+    seconds_here += step.seconds;
     allreduce_wait += step_allreduce_wait;
-    record.samples += static_cast<int64_t>(batch.rows.size()) * world;
-    ++record.steps;
+    samples_run_ += samples;
     record.lr = lr;
-    record.train_seconds += step.seconds;
     ++summary_.global_step;
     ++summary_.steps_run;
     Notify([&](TrainingObserver& o) { o.OnStep(step); });
@@ -250,16 +268,19 @@ bool Trainer::RunEpoch(int64_t epoch, int64_t first_step, EpochRecord& record) {
     if (!last && (stop_agreed_ || (every > 0 && summary_.global_step % every == 0))) WriteCheckpoint(epoch, s + 1);
     if (!last && stop_agreed_) break;
   }
-  const double seconds = record.train_seconds;
+  const double seconds = so_far_.train_seconds;
   record.global_step = summary_.global_step;
-  record.train_loss = record.steps ? loss_sum / record.steps : 0.0;
-  record.samples_per_second = seconds > 0 ? record.samples / seconds : 0;
-  record.data_wait_share = seconds > 0 ? prefetcher.waited_seconds() / seconds : 0.0;
-  record.allreduce_wait_share = seconds > 0 ? allreduce_wait / seconds : 0.0;
-  summary_.train_seconds += seconds;
+  record.steps = so_far_.steps;
+  record.samples = so_far_.samples;
+  record.train_seconds = seconds;
+  record.train_loss = so_far_.steps ? so_far_.loss_sum / so_far_.steps : 0.0;
+  record.samples_per_second = seconds > 0 ? so_far_.samples / seconds : 0;
+  record.data_wait_share = seconds > 0 ? so_far_.data_wait_seconds / seconds : 0.0;
+  record.allreduce_wait_share = seconds > 0 ? so_far_.allreduce_wait_seconds / seconds : 0.0;
+  summary_.train_seconds += seconds_here;
   summary_.data_wait_seconds += prefetcher.waited_seconds();
   summary_.allreduce_wait_seconds += allreduce_wait;
-  return !(stop_agreed_ && first_step + record.steps < steps_per_epoch_);
+  return !(stop_agreed_ && first_step + steps_here < steps_per_epoch_);
 }
 
 std::optional<ValidationRecord> Trainer::Validate() {
@@ -300,6 +321,7 @@ void Trainer::WriteCheckpoint(int64_t epoch, int64_t step) {
     header.world_size = context_.world_size;
     header.batch_size = batch_size_;
     if (!every_rank.empty()) header.rank_statistics = torch::cat(every_rank, 0);
+    if (step > 0 && so_far_whole_) header.so_far = so_far_;
     SaveCheckpoint(checkpoint_path_, *model_, *optimizer_, header);
     record.path = summary_.checkpoint = checkpoint_path_;
   }
@@ -314,11 +336,9 @@ TrainSummary Trainer::Run() {
                        static_cast<int64_t>(split_.validation.size()), steps_per_epoch_, start_epoch_, start_step_,
                        summary_.global_step, resumed_, checkpoint_path_};
   Notify([&](TrainingObserver& o) { o.OnRunStart(start); });
-  int64_t samples = 0;
   for (int64_t epoch = start_epoch_; epoch < config_.train.epochs && summary_.end == RunEnd::kCompleted; ++epoch) {
     EpochRecord record;
     const bool whole = RunEpoch(epoch, epoch == start_epoch_ ? start_step_ : 0, record);
-    samples += record.samples;
     if (!whole) {
       summary_.end = RunEnd::kStopped;
       break;
@@ -334,7 +354,7 @@ TrainSummary Trainer::Run() {
     comm_->AllReduce(asked, ReduceOp::kSum);
     if ((stop_agreed_ || asked.item<double>() > 0) && epoch + 1 < config_.train.epochs) summary_.end = RunEnd::kStopped;
   }
-  summary_.samples_per_second = summary_.train_seconds > 0 ? samples / summary_.train_seconds : 0;
+  summary_.samples_per_second = summary_.train_seconds > 0 ? samples_run_ / summary_.train_seconds : 0;
   comm_->Barrier();
   RunEndRecord end{context_.rank, summary_.end, summary_.epochs_run, summary_.steps_run, summary_.global_step,
                    summary_.train_seconds, summary_.samples_per_second, summary_.checkpoint};

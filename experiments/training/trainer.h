@@ -52,6 +52,7 @@
 #include "distributed/gradient_reducer.h"
 #include "distributed/process_context.h"
 #include "experiments/training/data_split.h"
+#include "experiments/training/checkpoint.h"
 #include "experiments/training/task_model.h"
 #include "experiments/evaluation/threshold_rule.h"
 #include "experiments/training/train_config.h"
@@ -128,6 +129,12 @@ class Trainer {
   int64_t batch_size_ = 0;  // per rank: train.batch_size, or a resumed run's global batch / ranks
   int64_t start_epoch_ = 0, start_step_ = 0;
   bool resumed_ = false;
+  // The epoch in progress from its first step (kept in mid-epoch checkpoints), and what the
+  // resumed checkpoint kept of its epoch. so_far_whole_ is false when an older checkpoint kept
+  // nothing: the epoch's figures then cover this invocation's steps only.
+  EpochSoFar so_far_, resumed_so_far_;
+  bool so_far_whole_ = true;
+  int64_t samples_run_ = 0;  // global samples of this invocation's steps
   std::atomic<bool> stop_requested_{false};
   bool stop_agreed_ = false;
   std::vector<TrainingObserver*> observers_;

@@ -59,11 +59,13 @@ struct EpochRecord {
   int64_t epoch = 0;              // 1-based: the epoch just completed
   int64_t epochs = 0;
   int64_t global_step = 0;        // steps done in the whole run
-  int64_t steps = 0;              // steps run in this epoch by this invocation
+  // The epoch's figures over all its steps, those before a mid-epoch resume included (they are
+  // kept in the checkpoint; one older than that keeps none, and they cover the steps since it).
+  int64_t steps = 0;              // steps of this epoch
   int64_t samples = 0;            // global samples (all ranks) of those steps
   double lr = 0;                  // of the last step
   double train_loss = 0;          // mean of the steps' losses
-  double train_seconds = 0;       // in training steps (validation and checkpoints excluded)
+  double train_seconds = 0;       // in training steps (validation and checkpoints excluded; rank 0's before a resume)
   double samples_per_second = 0;  // global samples per train second
   double data_wait_share = 0, allreduce_wait_share = 0;  // of train_seconds
   std::optional<ValidationRecord> validation;  // rank 0, when there is a validation split

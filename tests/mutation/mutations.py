@@ -109,7 +109,7 @@ MUTATIONS = [
         "name": "stale-temporaries-kept",
         "breaks": "a killed writer's temporary checkpoint stays for good",
         "file": "experiments/training/trainer.cpp",
-        "old": "    RemoveStaleTemporaryFiles(dir, \"last.pt\");\n",
+        "old": "    RemoveStaleTemporaryFiles(dir);\n",
         "new": "",
         "target": EXPERIMENTS,
         "tests": "FailurePath.CheckpointsAreReproducibleAndStaleTemporariesRemoved",
