@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/path_checks.h"
+#include "experiments/reports/report_grad_cam.h"
 #include "experiments/reports/report_run.h"
 #include "experiments/reports/report_sweep.h"
 #include "launcher/commands.h"
@@ -31,17 +32,25 @@ void AddReportCommand(CLI::App& app) {
   cmd->add_option("--examples", o->examples, "Grad-CAM figures per kind: true/false positives, false negatives")
       ->capture_default_str()
       ->check(CLI::Range(0, 50));
+  cmd->add_option("--layer", o->layer,
+                  "Grad-CAM stage of the figures, features.0 to features.8 (default features." +
+                      std::to_string(kReportGradCamLayer) + ", the one that localises on the phantom)");
   cmd->add_option("--bootstrap", o->bootstrap, "Bootstrap resamples of the patients for the ROC band")
       ->capture_default_str()
       ->check(CLI::Range(10, 100000));
   cmd->callback([o, sweep] {
     if (o->run_dir.empty() && sweep->empty()) throw CollectiveError("report: give --run DIR or --sweep DIR");
+    try {
+      ReportGradCamLayer(o->layer);  // before any page; the same answer on every rank
+    } catch (const Error& e) {
+      throw CollectiveError(e.what());
+    }
     RequireFolder(sweep->empty() ? o->run_dir : *sweep, sweep->empty() ? "a training run's output.dir" : "a trial store");
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     if (rank != 0) return;  // a single-process command
     if (!sweep->empty()) {
-      const SweepReportSummary s = WriteSweepReport(*sweep, o->out, o->examples);
+      const SweepReportSummary s = WriteSweepReport(*sweep, o->out, o->examples, o->layer);
       std::printf("report: wrote %s (%d evaluations) and %d trial pages\n", s.path.c_str(), s.evaluations,
                   s.trial_pages);
       return;

@@ -8,17 +8,23 @@
 
 namespace angiotrain {
 
-int ParseGradCamLayer(const std::string& name, EfficientNet& model) {
-  const int blocks = static_cast<int>(model->features()->size());
+std::optional<int> GradCamLayerNumber(const std::string& name, int blocks) {
   const std::string prefix = "features.";
   const std::string digits = name.rfind(prefix, 0) == 0 ? name.substr(prefix.size()) : "";
   const bool number = !digits.empty() && digits.size() <= 2 &&
                       digits.find_first_not_of("0123456789") == std::string::npos;
   const int layer = number ? std::stoi(digits) : -1;
-  if (layer < 0 || layer >= blocks)
+  if (layer < 0 || layer >= blocks) return std::nullopt;
+  return layer;
+}
+
+int ParseGradCamLayer(const std::string& name, EfficientNet& model) {
+  const int blocks = static_cast<int>(model->features()->size());
+  const std::optional<int> layer = GradCamLayerNumber(name, blocks);
+  if (!layer)
     throw Error("Grad-CAM layer '" + name + "': expected features.0 to features." + std::to_string(blocks - 1) +
                 " (features.8, the last stage, is the default; features.4 is 1/16 of the input)");
-  return layer;
+  return *layer;
 }
 
 GradCamResult ComputeGradCam(EfficientNet& model, const torch::Tensor& input, int column, int layer) {

@@ -13,6 +13,7 @@
 
 #include <torch/torch.h>
 
+#include <optional>
 #include <string>
 
 #include "models/efficientnet.h"
@@ -32,6 +33,12 @@ constexpr int kGradCamDefaultLayer = 8;
 // "features.N" -> N, for a block of `model`'s features (features.0 to features.8 in every
 // variant). Throws Error naming the text and the blocks there are.
 int ParseGradCamLayer(const std::string& name, EfficientNet& model);
+
+// The features blocks of every EfficientNet variant: features.0 (stem) to features.8 (head conv).
+constexpr int kEfficientNetFeatureBlocks = 9;
+// "features.N" -> N when 0 <= N < blocks; nullopt for anything else (for callers that word
+// their own message, before any model is loaded).
+std::optional<int> GradCamLayerNumber(const std::string& name, int blocks = kEfficientNetFeatureBlocks);
 
 // Grad-CAM of output column `column` for one input [1, C, H, W] (float, on the model's device),
 // over the output of features block `layer`. Puts the model in eval mode. Throws Error when the

@@ -53,6 +53,14 @@ int64_t PatientRow(const VolumeReader& reader, int32_t index) {
   throw Error(reader.path() + ": no patient with Index " + std::to_string(index) + " (" + range + ")");
 }
 
+int ReportGradCamLayer(const std::string& layer) {
+  if (layer.empty()) return kReportGradCamLayer;
+  if (const auto n = GradCamLayerNumber(layer)) return *n;
+  throw Error("report --layer '" + layer + "': expected features.0 to features." +
+              std::to_string(kEfficientNetFeatureBlocks - 1) + " (the default, features." +
+              std::to_string(kReportGradCamLayer) + ", is the stage whose maps point at the aneurysms on the phantom)");
+}
+
 PatientGradCam ExplainPatient(LoadedCheckpoint& checkpoint, const std::string& checkpoint_path,
                               VolumeReader& reader, int32_t index, const std::string& target, int layer) {
   if (reader.resolution() != checkpoint.resolution)

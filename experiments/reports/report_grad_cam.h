@@ -15,6 +15,16 @@
 
 namespace angiotrain {
 
+// The stage of the report's figures unless `report --layer`: features.3 (1/8 of the input), the
+// one whose maps point at the aneurysm on every phantom model of the project's measurement
+// (tests/experiments/grad_cam_phantom_test.cpp; README "How well the maps point at aneurysms"),
+// where the last stage (features.8, explain's default) does no better than chance.
+constexpr int kReportGradCamLayer = 3;
+
+// `report --layer` as a features block: "" -> kReportGradCamLayer. Throws Error naming --layer and
+// the blocks there are (features.0 to features.8 in every variant), before anything is read.
+int ReportGradCamLayer(const std::string& layer);
+
 // One patient's Grad-CAM.
 struct PatientGradCam {
   int32_t index = 0;      // the patient's K-ium Index

@@ -325,7 +325,7 @@ std::vector<Example> PickExamples(const RunFiles& r, int n) {
   return out;
 }
 
-std::string GradCamSection(const RunFiles& r, int examples, int* figures) {
+std::string GradCamSection(const RunFiles& r, int examples, int layer, int* figures) {
   const std::string& checkpoint = r.shown.checkpoint;
   const std::string name = fs::path(checkpoint).filename().string();
   if (!fs::exists(checkpoint)) return "<p class=\"note\">No " + name + " in the run folder: no Grad-CAM figures.</p>";
@@ -334,12 +334,8 @@ std::string GradCamSection(const RunFiles& r, int examples, int* figures) {
   LoadedCheckpoint model = LoadCheckpoint(checkpoint);
   const Task task = ParseTask(model.config.model.task);
   VolumeReader reader(r.volume, MPI_COMM_NULL);
-  std::string html =
-      "<p class=\"note\">Grad-CAM of " + HtmlEscape(ShownLabel(r.shown)) +
-      " (the model of the figures above): the presence output over the last convolutional stage (features.8), "
-      "up-sampled and overlaid on the 8 views; presence called at p &ge; 0.5. A location-only model is explained "
-      "through its most probable location. Same figure as <code>angiotrain explain --checkpoint " + HtmlEscape(name) +
-      "</code>.</p>\n";
+  std::string html;
+  int map_side = 0;
   for (const Example& e : chosen) {
     std::string target = "presence";
     if (!HasPresence(task)) {
@@ -348,13 +344,26 @@ std::string GradCamSection(const RunFiles& r, int examples, int* figures) {
       const auto& l = row.prediction.locations;
       target = LocationNames()[std::max_element(l.begin(), l.end()) - l.begin()];
     }
-    const PatientGradCam cam = ExplainPatient(model, checkpoint, reader, e.index, target);
+    const PatientGradCam cam = ExplainPatient(model, checkpoint, reader, e.index, target, layer);
+    map_side = cam.map_side;
     html += "<figure><img alt=\"Grad-CAM of patient " + std::to_string(e.index) + "\" src=\"data:image/png;base64," +
             Base64(GradCamGridPng(cam, 192)) + "\"><figcaption>" + e.kind + ": Index " + std::to_string(e.index) +
             ", " + HtmlEscape(target) + " p = " + FormatNumber(cam.probability) + "</figcaption></figure>\n";
     ++*figures;
   }
-  return html;
+  const std::string stage = "features." + std::to_string(layer);
+  const std::string why =
+      layer == kReportGradCamLayer
+          ? "the stage whose maps point at the aneurysms in the project's phantom measurement (README &ldquo;How well "
+            "the maps point at aneurysms&rdquo;); <code>report --layer features.N</code> takes another"
+          : "chosen with <code>report --layer</code>; the default, features." + std::to_string(kReportGradCamLayer) +
+                ", is the stage whose maps point at the aneurysms in the project's phantom measurement";
+  return "<p class=\"note\">Grad-CAM of " + HtmlEscape(ShownLabel(r.shown)) +
+         " (the model of the figures above): the presence output, Grad-CAM over " + stage + " (" +
+         std::to_string(map_side) + "x" + std::to_string(map_side) + " map at " + std::to_string(model.resolution) +
+         " px: " + why + "), up-sampled and overlaid on the 8 views; presence called at p &ge; 0.5. A location-only "
+         "model is explained through its most probable location. Same figure as <code>angiotrain explain "
+         "--checkpoint " + HtmlEscape(name) + " --layer " + stage + "</code>.</p>\n" + html;
 }
 
 }  // namespace
@@ -362,6 +371,7 @@ std::string GradCamSection(const RunFiles& r, int examples, int* figures) {
 std::string RunReportPath(const std::string& run_dir) { return (fs::path(run_dir) / "report.html").string(); }
 
 RunReportSummary WriteRunReport(const RunReportOptions& o) {
+  const int layer = ReportGradCamLayer(o.layer);  // a bad --layer fails before anything is read
   const RunFiles r = ReadRun(o);
   RunReportSummary summary;
   summary.path = o.out.empty() ? RunReportPath(o.run_dir) : o.out;
@@ -543,7 +553,7 @@ RunReportSummary WriteRunReport(const RunReportOptions& o) {
 
   if (scored && o.examples > 0)
     page.AddSection("gradcam", "Where the model looked (Grad-CAM, validation patients)",
-                    GradCamSection(r, o.examples, &summary.figures));
+                    GradCamSection(r, o.examples, layer, &summary.figures));
 
   page.AddSection("config", "Configuration (config.toml)", "<pre>" + HtmlEscape(r.config_text) + "</pre>");
   WriteFileAtomically(summary.path, page.Render());

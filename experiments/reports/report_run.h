@@ -10,7 +10,9 @@
 // precision-recall, training and validation curves per epoch, per-location AUROC, accuracy,
 // precision, recall and F1 next to the no-location baseline (chart and table), confusion counts
 // for the run's threshold rule and for the seed's (mean+1std), Grad-CAM figures of a few true
-// positives, false positives and false negatives of the validation set, and the configuration.
+// positives, false positives and false negatives of the validation set (over the stage that
+// localises in the project's phantom measurement unless `layer` names another; the page says
+// which), and the configuration.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +27,7 @@ struct RunReportOptions {
   std::string volume;   // labels; default: data.volume of RUN/config.toml
   int examples = 2;     // Grad-CAM figures per kind (true positive, false positive, false negative)
   int bootstrap = 1000;  // resamples of the patients for the AUROC interval and the ROC band
+  std::string layer;     // Grad-CAM stage "features.N"; "": kReportGradCamLayer (report_grad_cam.h)
 };
 
 struct RunReportSummary {

@@ -96,7 +96,8 @@ ReportChart AxisChart(const std::vector<ResultRow>& rows, const std::string& axi
 
 }  // namespace
 
-SweepReportSummary WriteSweepReport(const std::string& store_dir, const std::string& out, int examples) {
+SweepReportSummary WriteSweepReport(const std::string& store_dir, const std::string& out, int examples,
+                                    const std::string& layer) {
   if (!fs::exists(fs::path(store_dir) / "plan.json"))
     throw FileError(store_dir, "no plan.json: not a sweep's trial store (sweep.dir)");
   const StoredPlan plan = ReadStoredPlan(store_dir);
@@ -119,6 +120,7 @@ SweepReportSummary WriteSweepReport(const std::string& store_dir, const std::str
         RunReportOptions options;
         options.run_dir = runs[k];
         options.examples = examples;
+        options.layer = layer;
         const RunReportSummary s = WriteRunReport(options);
         links[trial.name].emplace_back(label, fs::relative(fs::absolute(s.path), page_dir).generic_string());
         ++summary.trial_pages;

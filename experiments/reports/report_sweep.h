@@ -14,11 +14,13 @@ struct SweepReportSummary {
   int evaluations = 0;     // ranked rows
 };
 
-// Writes every trial's page (TRIAL/report.html, Grad-CAM examples: `examples` per kind) and the
+// Writes every trial's page (TRIAL/report.html, Grad-CAM examples: `examples` per kind over
+// `layer`, "" for the report's default; RunReportOptions) and the
 // sweep's page (`out`, default DIR/report.html), each atomically. Throws Error naming the store
 // when it holds no plan.json. A trial whose page fails (e.g. it failed before any epoch) is
 // listed without a link, with the reason.
-SweepReportSummary WriteSweepReport(const std::string& store_dir, const std::string& out = "", int examples = 1);
+SweepReportSummary WriteSweepReport(const std::string& store_dir, const std::string& out = "", int examples = 1,
+                                    const std::string& layer = "");
 
 // At the end of `sweep run` (rank 0): WriteSweepReport; a failure is printed as a warning and
 // not thrown.

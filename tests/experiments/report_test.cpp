@@ -17,6 +17,7 @@
 #include "datasets/volume_file.h"
 #include "experiments/evaluation/metrics.h"
 #include "experiments/evaluation/curves.h"
+#include "experiments/reports/report_grad_cam.h"
 #include "experiments/reports/report_html.h"
 #include "experiments/evaluation/submission.h"
 #include "tests/experiments/phantom_run.h"
@@ -268,6 +269,33 @@ TEST_F(RunReport, FiguresComeFromTheBestEpochAndThePageSaysWhich) {
                       std::to_string(3 - epoch)),
             std::string::npos)
       << from;
+}
+
+// The Grad-CAM figures' stage: by default the one that localises in the project's measurement
+// (tests/experiments/grad_cam_phantom_test.cpp takes its maps over the same kReportGradCamLayer,
+// README "How well the maps point at aneurysms"), features.3; `--layer` takes another; the page
+// says which. A bad --layer is refused, naming --layer, and no page is written.
+TEST_F(RunReport, GradCamFiguresUseTheMeasuredStageUnlessLayerNamesAnotherAndThePageSaysWhich) {
+  EXPECT_EQ(kReportGradCamLayer, 3) << "the stage that localised on every phantom model (README table)";
+  const std::string page = dir_->path() + "/layers.html";
+  CommandResult r = RunAngiotrain({"report", "--run", run_.run, "--out", page, "--examples", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string html = ReadFile(page);
+  // 64 px: features.3 is 1/8 of the input, an 8x8 map.
+  EXPECT_NE(html.find("Grad-CAM over features.3 (8x8 map at 64 px"), std::string::npos) << page;
+  r = RunAngiotrain({"report", "--run", run_.run, "--out", page, "--examples", "1", "--layer", "features.8"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  html = ReadFile(page);
+  EXPECT_NE(html.find("Grad-CAM over features.8 (2x2 map at 64 px"), std::string::npos) << page;
+  EXPECT_EQ(html.find("Grad-CAM over features.3"), std::string::npos) << page;
+  for (const std::string layer : {"features.9", "classifier.1"}) {
+    const std::string bad = dir_->path() + "/bad-layer.html";
+    r = RunAngiotrain({"report", "--run", run_.run, "--out", bad, "--layer", layer});
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("report --layer '" + layer + "': expected features.0 to features.8"), std::string::npos)
+        << r.output;
+    EXPECT_FALSE(testing::FileExists(bad));
+  }
 }
 
 TEST_F(RunReport, NamesTheMissingVolumeAndTheMissingRunFolder) {
