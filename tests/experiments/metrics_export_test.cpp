@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -19,8 +20,10 @@
 #include "experiments/monitoring/metrics_export.h"
 #include "experiments/monitoring/metrics_exposer.h"
 #include "experiments/training/train_config.h"
+#include "experiments/training/trainer.h"
 #include "tests/experiments/metrics_test_support.h"
 #include "tests/support/test_support.h"
+#include "tests/support/test_volume.h"
 
 namespace angiotrain {
 namespace {
@@ -368,6 +371,84 @@ TEST(TrainingMetrics, RecordsBecomeTheDocumentedSeries) {
   EXPECT_EQ(FindSample(samples, "angiotrain_progress_ratio"), 1);
 }
 
+// A real run in this process (2 epochs, one rank), its export scraped at every epoch's
+// end, after metrics.jsonl has its line: every figure equals the run's own record of that epoch,
+// value by value (an epoch off by one, a stale or misrouted figure fails), and the epoch gauge
+// stays on the last epoch once the run ended.
+TEST(TrainingMetrics, ExportedFiguresEqualTheRunsOwnRecordsEpochByEpoch) {
+  ScratchDir dir;
+  const std::string volume = testing::WriteTestVolume(dir / "v.h5", 12);
+  std::ofstream(dir / "config.toml") << "[data]\nvolume = \"" << volume << "\"\nvalidation_split = 0.25\nsplit_seed = 3\n"
+                                     << "[model]\nvariant = \"b0\"\nwidth_mult = 0.1\ndepth_mult = 0.1\n"
+                                     << "task = \"multitask\"\n[train]\nepochs = 2\nbatch_size = 2\nlr = 1e-3\n"
+                                     << "seed = 5\nwarmup_epochs = 1\n[output]\ndir = \"" << (dir / "run") << "\"\n";
+  const TrainConfig config = LoadTrainConfig(dir / "config.toml");
+  ValidateTrainConfig(config);
+  auto endpoint = OpenEndpoint(RunWithMetrics(dir / "run"), 0, 0);
+  TrainingMetrics metrics(endpoint, config, "t1");
+  struct CompareWithMetricsJsonl : TrainingObserver {
+    std::shared_ptr<MetricsEndpoint> endpoint;
+    std::string jsonl;
+    int64_t batch = 0, planned_steps = 0;
+    int epochs_checked = 0;
+    void OnRunStart(const RunStartRecord& r) override { planned_steps = r.config->train.epochs * r.steps_per_epoch; }
+    void OnEpochEnd(const EpochRecord& record) override {
+      std::istringstream in(ReadFile(jsonl));
+      nlohmann::json j;
+      for (std::string line; std::getline(in, line);)
+        if (!line.empty()) j = nlohmann::json::parse(line);
+      ASSERT_EQ(j.value("epoch", int64_t{0}), record.epoch) << "metrics.jsonl has no line of this epoch yet";
+      const auto s = Scrape(*endpoint);
+      const std::string at = "epoch " + std::to_string(record.epoch);
+      const double step = j["global_step"].get<double>();
+      EXPECT_EQ(FindSample(s, "angiotrain_epoch"), j["epoch"].get<double>()) << at;
+      EXPECT_EQ(FindSample(s, "angiotrain_validation_epoch"), j["epoch"].get<double>()) << at;
+      EXPECT_EQ(FindSample(s, "angiotrain_global_step"), step) << at;
+      EXPECT_EQ(FindSample(s, "angiotrain_samples_total"), step * batch) << at;  // one rank
+      EXPECT_EQ(FindSample(s, "angiotrain_steps_total"), step) << at;
+      EXPECT_DOUBLE_EQ(*FindSample(s, "angiotrain_progress_ratio"), step / planned_steps) << at;
+      EXPECT_DOUBLE_EQ(*FindSample(s, "angiotrain_learning_rate"), j["lr"].get<double>()) << at;
+      EXPECT_DOUBLE_EQ(*FindSample(s, "angiotrain_epoch_train_loss"), j["train_loss"].get<double>()) << at;
+      EXPECT_DOUBLE_EQ(*FindSample(s, "angiotrain_epoch_samples_per_second"), j["samples_per_second"].get<double>())
+          << at;
+      EXPECT_DOUBLE_EQ(*FindSample(s, "angiotrain_validation_loss"), j["val_loss"].get<double>()) << at;
+      EXPECT_DOUBLE_EQ(*FindSample(s, "angiotrain_validation_aneurysm_accuracy"), j["aneurysm_accuracy"].get<double>())
+          << at;
+      EXPECT_DOUBLE_EQ(*FindSample(s, "angiotrain_validation_aneurysm_auroc"), j["aneurysm_auroc"].get<double>()) << at;
+      EXPECT_DOUBLE_EQ(*FindSample(s, "angiotrain_validation_location_accuracy"), j["location_accuracy"].get<double>())
+          << at;
+      EXPECT_DOUBLE_EQ(*FindSample(s, "angiotrain_validation_no_location_accuracy"),
+                       j["no_location_accuracy"].get<double>())
+          << at;
+      if (j["location_macro_auroc"].is_number()) {
+        EXPECT_DOUBLE_EQ(*FindSample(s, "angiotrain_validation_location_auroc_mean"),
+                         j["location_macro_auroc"].get<double>())
+            << at;
+      } else {
+        EXPECT_EQ(FindSample(s, "angiotrain_validation_location_auroc_mean"), std::nullopt) << at;
+      }
+      for (const auto& [name, figures] : j["per_location"].items()) {
+        const auto exported = FindSample(s, "angiotrain_validation_location_auroc", {{"location", name}});
+        if (figures["auroc"].is_number()) {
+          ASSERT_TRUE(exported) << at << " " << name;
+          EXPECT_DOUBLE_EQ(*exported, figures["auroc"].get<double>()) << at << " " << name;
+        } else {
+          EXPECT_TRUE(!exported || std::isnan(*exported)) << at << " " << name;
+        }
+      }
+      ++epochs_checked;
+    }
+  } compare;
+  compare.endpoint = endpoint;
+  compare.jsonl = dir / "run/metrics.jsonl";
+  compare.batch = config.train.batch_size;
+  const auto context = ProcessContext::Create(MPI_COMM_WORLD, DeviceRequest::kCpu);
+  const TrainSummary summary = Train(config, context, {&metrics, &compare});
+  EXPECT_EQ(summary.global_step, compare.planned_steps);
+  EXPECT_EQ(compare.epochs_checked, 2);
+  EXPECT_EQ(FindSample(Scrape(*endpoint), "angiotrain_epoch"), 2) << "after the run: the last epoch";
+}
+
 TEST(TrainingMetrics, OtherRanksExportOnlyTheirPerRankFigures) {
   ScratchDir dir;
   FakeRun run;
@@ -376,8 +457,11 @@ TEST(TrainingMetrics, OtherRanksExportOnlyTheirPerRankFigures) {
   run.Start(metrics, 1);
   run.Step(metrics, 1, 0, 0.2);
   run.EpochEnd(metrics, 1);
-  for (const Sample& s : Scrape(*endpoint))
-    if (s.name.rfind("angiotrain_", 0) == 0) EXPECT_EQ(s.labels.at("rank"), "1") << s.name;
+  for (const Sample& s : Scrape(*endpoint)) {
+    if (s.name.rfind("angiotrain_", 0) == 0) {
+      EXPECT_EQ(s.labels.at("rank"), "1") << s.name;
+    }
+  }
   EXPECT_EQ(FindSample(Scrape(*endpoint), "angiotrain_step_duration_seconds_count"), 1);
 }
 
