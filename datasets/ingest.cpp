@@ -1,4 +1,4 @@
-// K-ium folder -> HDF5 volume file, in parallel over MPI ranks. See ingest.h.
+// K-ium folder or manifest -> HDF5 volume file, in parallel over MPI ranks. See ingest.h.
 #include "datasets/ingest.h"
 
 #include <opencv2/core.hpp>
@@ -17,52 +17,17 @@
 #include "core/error.h"
 #include "core/path_checks.h"
 #include "core/progress.h"
+#include "datasets/dicom_view.h"
 #include "datasets/kium_schema.h"
 #include "datasets/label_table.h"
+#include "datasets/manifest.h"
 #include "datasets/volume_file.h"
 
 namespace angiotrain {
 namespace fs = std::filesystem;
 namespace {
 
-// One patient to ingest: its views' paths (in ViewNames() order) and labels.
-struct PatientEntry {
-  PatientLabels labels;
-  std::array<std::string, kNumViews> views;
-};
-
-struct Problem {
-  int64_t index;  // patient index, or -1 when the problem is a file with no usable index
-  std::string message;
-};
-
-bool IsImageExtension(std::string ext) {
-  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
-}
-
-// Splits "1008LI-A.jpg" into index 1008 and view 0. Returns false for files that are not views
-// (no view suffix); sets `bad_index` for view files whose prefix is not an integer.
-bool ParseViewFileName(const std::string& name, int64_t* index, int* view, bool* bad_index) {
-  *bad_index = false;
-  fs::path p(name);
-  if (!IsImageExtension(p.extension().string())) return false;
-  std::string stem = p.stem().string();
-  for (int v = 0; v < kNumViews; ++v) {
-    const std::string& vn = ViewNames()[v];
-    if (stem.size() > vn.size() && stem.compare(stem.size() - vn.size(), vn.size(), vn) == 0) {
-      std::string prefix = stem.substr(0, stem.size() - vn.size());
-      if (prefix.empty() || prefix.size() > 9 || !std::all_of(prefix.begin(), prefix.end(), ::isdigit)) {
-        *bad_index = true;
-        return true;
-      }
-      *index = std::stoll(prefix);
-      *view = v;
-      return true;
-    }
-  }
-  return false;
-}
+using Problem = IngestProblem;
 
 std::string NowIso8601() {
   std::time_t t = std::time(nullptr);
@@ -132,98 +97,9 @@ std::string DescribeProblems(const std::vector<Problem>& problems) {
   return m;
 }
 
-// Reads the labels and lists the view files; every problem found is a Problem (collected, not
-// thrown, so --skip-bad can leave those patients out).
-// Sets `every_label_zero` when the label file has rows and all their labels are 0.
-std::vector<PatientEntry> ScanFolder(const IngestOptions& o, std::vector<Problem>* problems, bool* every_label_zero) {
-  std::map<int64_t, std::array<std::string, kNumViews>> files;
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(o.input_dir)) {
-    if (e.is_regular_file()) names.push_back(e.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  for (const auto& name : names) {
-    int64_t index = 0;
-    int view = 0;
-    bool bad_index = false;
-    if (!ParseViewFileName(name, &index, &view, &bad_index)) continue;
-    std::string path = (fs::path(o.input_dir) / name).string();
-    if (bad_index) {
-      problems->push_back({-1, path + ": file name does not start with an integer patient index ({Index}{View}.jpg)"});
-      continue;
-    }
-    auto& slot = files[index][view];
-    if (!slot.empty()) {
-      problems->push_back({index, path + ": second file for view " + ViewNames()[view] + " of patient " +
-                                      std::to_string(index) + " (also " + slot + ")"});
-      continue;
-    }
-    slot = path;
-  }
-
-  std::vector<PatientEntry> patients;
-  if (!o.labels_csv.empty()) {
-    LabelTable table;
-    try {
-      table = ReadLabelTable(o.labels_csv);
-    } catch (const Error& e) {
-      throw CollectiveError(e.what());
-    }
-    auto any_label = [](const PatientLabels& p) {
-      return p.aneurysm != 0 || std::any_of(p.locations.begin(), p.locations.end(), [](uint8_t l) { return l != 0; });
-    };
-    *every_label_zero =
-        !table.patients.empty() && std::none_of(table.patients.begin(), table.patients.end(), any_label);
-    for (const auto& labels : table.patients) {
-      PatientEntry p;
-      p.labels = labels;
-      auto it = files.find(labels.index);
-      if (it == files.end()) {
-        problems->push_back({labels.index, o.labels_csv + ": patient " + std::to_string(labels.index) +
-                                               " has a label row but no images in " + o.input_dir});
-        continue;
-      }
-      p.views = it->second;
-      files.erase(it);
-      patients.push_back(p);
-    }
-    for (const auto& [index, views] : files) {
-      for (const auto& path : views) {
-        if (path.empty()) continue;
-        problems->push_back({index, path + ": patient " + std::to_string(index) + " has images but no row in " +
-                                        o.labels_csv});
-        break;
-      }
-    }
-  } else {
-    for (const auto& [index, views] : files) {
-      PatientEntry p;
-      p.labels.index = static_cast<int32_t>(index);
-      p.views = views;
-      patients.push_back(p);
-    }
-  }
-  // Missing views.
-  std::vector<PatientEntry> complete;
-  for (auto& p : patients) {
-    bool ok = true;
-    for (int v = 0; v < kNumViews; ++v) {
-      if (p.views[v].empty()) {
-        std::string expected = (fs::path(o.input_dir) / (std::to_string(p.labels.index) + ViewNames()[v] + ".jpg")).string();
-        problems->push_back({p.labels.index, expected + ": missing view " + ViewNames()[v] + " of patient " +
-                                                 std::to_string(p.labels.index)});
-        ok = false;
-        break;
-      }
-    }
-    if (ok) complete.push_back(std::move(p));
-  }
-  return complete;
-}
-
 }  // namespace
 
-std::string DecodeView(const std::string& path, int resolution, uint8_t* out) {
+std::string DecodeView(const std::string& path, int resolution, uint8_t* out, const std::string& frame) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) return "cannot be opened";
   std::vector<uint8_t> bytes(static_cast<size_t>(f.tellg()));
@@ -232,6 +108,11 @@ std::string DecodeView(const std::string& path, int resolution, uint8_t* out) {
     return "cannot be read";
   }
   if (bytes.empty()) return "is empty (0 bytes)";
+  if (LooksLikeDicom(bytes)) {
+    DicomFrameRule rule;
+    std::string why = ParseDicomFrameRule(frame, &rule);
+    return why.empty() ? DecodeDicomView(path, resolution, rule, out) : why;
+  }
   int flag = cv::IMREAD_GRAYSCALE;
   const bool jpeg = bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8;
   if (jpeg) {
@@ -288,23 +169,50 @@ IngestSummary IngestKiumFolder(const IngestOptions& o, MPI_Comm comm) {
   if (o.resolution < 8 || o.resolution > 4096) {
     throw CollectiveError("--resolution " + std::to_string(o.resolution) + " is out of range (8..4096)");
   }
+  DicomFrameRule frame_rule;
+  if (std::string why = ParseDicomFrameRule(o.frame, &frame_rule); !why.empty()) throw CollectiveError(why);
   // Before reading anything: the inputs are of the right kind, and no output replaces one.
-  RequireFolder(o.input_dir, "a folder of K-ium views ({Index}{View}.jpg)");
+  const bool manifest_mode = !o.manifest.empty();
+  const std::string input = manifest_mode ? o.manifest : o.input_dir;
+  if (manifest_mode) {
+    RequireFile(o.manifest, "a manifest CSV (Index,View,Path)");
+  } else {
+    RequireFolder(o.input_dir, "a folder of K-ium views ({Index}{View}.jpg)");
+  }
   if (!o.labels_csv.empty()) RequireFile(o.labels_csv, "a label CSV (train.csv)");
   const std::string skip_report = o.skip_report.empty() ? o.out_path + ".skipped.csv" : o.skip_report;
-  RefuseOutputOverInput(o.out_path, {o.input_dir, o.labels_csv});
-  if (o.skip_bad) RefuseOutputOverInput(skip_report, {o.input_dir, o.labels_csv});
+  RefuseOutputOverInput(o.out_path, {input, o.labels_csv});
+  if (o.skip_bad) RefuseOutputOverInput(skip_report, {input, o.labels_csv});
   cv::setNumThreads(1);  // one rank per core
 
   IngestSummary summary;
-  std::vector<Problem> problems;
-  std::vector<PatientEntry> patients = ScanFolder(o, &problems, &summary.every_label_zero);
+  IngestPlan plan;
+  try {
+    plan = manifest_mode ? PlanFromManifest(o.manifest, o.labels_csv, o.allow_outside)
+                         : PlanFromKiumFolder(o.input_dir, o.labels_csv);
+  } catch (const CollectiveError&) {
+    throw;
+  } catch (const Error& e) {
+    throw CollectiveError(e.what());
+  }
+  if (manifest_mode) {  // the manifest's images may lie anywhere: none may be an output
+    std::vector<std::string> images;
+    for (const auto& p : plan.patients) images.insert(images.end(), p.views.begin(), p.views.end());
+    RefuseOutputOverInput(o.out_path, images);
+    if (o.skip_bad) RefuseOutputOverInput(skip_report, images);
+  }
+  summary.every_label_zero = plan.every_label_zero;
+  std::vector<Problem> problems = std::move(plan.problems);
+  std::vector<IngestPatient> patients = std::move(plan.patients);
   if (!problems.empty() && !o.skip_bad) throw CollectiveError(DescribeProblems(problems));
-  if (patients.empty() && problems.empty()) throw CollectiveError(o.input_dir + ": no {Index}{View}.jpg images found");
+  if (patients.empty() && problems.empty()) {
+    throw CollectiveError(manifest_mode ? o.manifest + ": the manifest has no rows"
+                                        : o.input_dir + ": no {Index}{View}.jpg images found");
+  }
 
   VolumeProvenance provenance;
-  provenance.source = fs::absolute(o.input_dir).lexically_normal().string();
-  provenance.labels_file = o.labels_csv.empty() ? "" : fs::absolute(o.labels_csv).lexically_normal().string();
+  provenance.source = fs::absolute(input).lexically_normal().string();
+  provenance.labels_file = plan.labels_file.empty() ? "" : fs::absolute(plan.labels_file).lexically_normal().string();
   provenance.tool = "angiotrain 0.1.0";
   provenance.created = NowIso8601();
   {  // one creation time for every rank
@@ -313,7 +221,7 @@ IngestSummary IngestKiumFolder(const IngestOptions& o, MPI_Comm comm) {
     MPI_Bcast(buf, sizeof buf, MPI_CHAR, 0, comm);
     provenance.created = buf;
   }
-  const bool has_labels = !o.labels_csv.empty();
+  const bool has_labels = plan.has_labels;
   VolumeWriter writer(o.out_path, comm, static_cast<int64_t>(patients.size()), o.resolution, has_labels,
                       provenance);
 
@@ -333,10 +241,10 @@ IngestSummary IngestKiumFolder(const IngestOptions& o, MPI_Comm comm) {
     std::vector<std::string> my_problems;  // "ROW\tmessage"
     size_t kept = 0;
     for (int64_t p = first; p < last; ++p) {
-      const PatientEntry& e = patients[p];
+      const IngestPatient& e = patients[p];
       std::string failure;
       for (int v = 0; v < kNumViews && failure.empty(); ++v) {
-        std::string why = DecodeView(e.views[v], o.resolution, images.data() + kept * volume_bytes + v * view_bytes);
+        std::string why = DecodeView(e.views[v], o.resolution, images.data() + kept * volume_bytes + v * view_bytes, o.frame);
         if (!why.empty()) failure = e.views[v] + ": " + why;
       }
       if (!failure.empty()) {

@@ -1,4 +1,5 @@
-// Ingest: a K-ium folder of JPEG views (+ label CSV) into one HDF5 volume file. Every MPI rank
+// Ingest: a K-ium folder of JPEG views (+ label CSV), or any layout of JPEG, PNG and DICOM files
+// through a manifest (datasets/manifest.h), into one HDF5 volume file. Every MPI rank
 // of `comm` decodes its share of the patients and writes its rows through parallel HDF5; the
 // result is identical for any number of ranks.
 #pragma once
@@ -11,7 +12,10 @@
 namespace angiotrain {
 
 struct IngestOptions {
-  std::string input_dir;    // e.g. DIR/train_set: {Index}{View}.jpg files
+  std::string input_dir;    // e.g. DIR/train_set: {Index}{View}.jpg files (or:)
+  std::string manifest;     // CSV of Index,View,Path[,labels]: any folder layout (datasets/manifest.h)
+  bool allow_outside = false;  // manifest paths may leave the manifest's folder (`..`, links)
+  std::string frame = "peak";  // DICOM multi-frame rule: peak, minip or N (datasets/dicom_view.h)
   std::string labels_csv;   // train.csv; empty: no labels, patients from file names (a test set)
   std::string out_path;     // volume.h5
   int resolution = 256;     // R: images are stored R x R
@@ -34,10 +38,12 @@ struct IngestSummary {
 // Throws CollectiveError (the same on every rank) naming the file and the problem; a failed
 // ingest leaves no output file and never replaces an existing one. An output (the volume or the
 // skip report) that is an input or lies inside the input folder is refused before anything is read.
+// Either mode: `manifest` when set, else `input_dir`.
 IngestSummary IngestKiumFolder(const IngestOptions& options, MPI_Comm comm);
 
-// Decodes one view to 8-bit grayscale R x R into `out` (R*R bytes). Returns "" on success or
-// the problem ("is empty", "truncated JPEG ...", "is not a decodable image").
-std::string DecodeView(const std::string& path, int resolution, uint8_t* out);
+// Decodes one view (JPEG, PNG or DICOM, told apart by content) to 8-bit grayscale R x R into
+// `out` (R*R bytes). Returns "" on success or the problem ("is empty", "truncated JPEG ...",
+// "is not a decodable image"). `frame` picks from a multi-frame DICOM, as IngestOptions::frame.
+std::string DecodeView(const std::string& path, int resolution, uint8_t* out, const std::string& frame = "peak");
 
 }  // namespace angiotrain

@@ -1,4 +1,5 @@
-// `angiotrain ingest`: a K-ium folder into one HDF5 volume file (parallel under mpirun).
+// `angiotrain ingest`: a K-ium folder, or any layout through a manifest, into one HDF5 volume
+// file (parallel under mpirun).
 #include <mpi.h>
 
 #include <cstdio>
@@ -11,9 +12,22 @@ namespace angiotrain {
 void AddIngestCommand(CLI::App& app) {
   auto options = std::make_shared<IngestOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "ingest", "Decode a K-ium folder ({Index}{View}.jpg + label CSV) into one HDF5 volume file; "
-                "under mpirun each rank decodes its share and writes its rows (parallel HDF5)");
-  cmd->add_option("--input", options->input_dir, "Folder of view images, e.g. DIR/train_set")->required();
+      "ingest", "Decode a K-ium folder ({Index}{View}.jpg + label CSV), or JPEG/PNG/DICOM files in any layout "
+                "listed in a manifest, into one HDF5 volume file; under mpirun each rank decodes its share and "
+                "writes its rows (parallel HDF5)");
+  CLI::Option* input = cmd->add_option("--input", options->input_dir, "Folder of view images, e.g. DIR/train_set");
+  CLI::Option* manifest = cmd->add_option(
+      "--manifest", options->manifest,
+      "Manifest CSV instead of --input: columns Index, View (LI-A ... RV-B), Path (relative to the manifest's "
+      "folder), optionally Aneurysm and the 21 locations");
+  input->excludes(manifest);
+  manifest->excludes(input);
+  cmd->add_flag("--allow-outside", options->allow_outside,
+                "Let manifest paths leave the manifest's folder (through '..' or a symbolic link)");
+  cmd->add_option("--frame", options->frame,
+                  "Multi-frame DICOM: peak (the frame of greatest contrast filling), minip (minimum-intensity "
+                  "projection over the frames) or N (frame N, from 1)")
+      ->default_val("peak");
   cmd->add_option("--labels", options->labels_csv,
                   "Label CSV (train.csv); without it the file has no labels, as for a test set (its test.csv is a "
                   "template whose labels are all 0)");
@@ -28,7 +42,8 @@ void AddIngestCommand(CLI::App& app) {
       ->default_val(16)
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_flag("--quiet", [options](int64_t) { options->progress = false; }, "No progress line");
-  cmd->callback([options] {
+  cmd->callback([options, input, manifest] {
+    if (input->count() == 0 && manifest->count() == 0) throw CLI::RequiredError("--input or --manifest");
     int rank = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);

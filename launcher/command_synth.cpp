@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "datasets/phantom/phantom.h"
+#include "datasets/phantom/phantom_dicom.h"
 #include "launcher/commands.h"
 
 namespace angiotrain {
@@ -14,6 +15,8 @@ void AddSynthCommand(CLI::App& app) {
   auto o = std::make_shared<PhantomOptions>();
   auto out = std::make_shared<std::string>();
   auto size = std::make_shared<std::vector<double>>();
+  auto format = std::make_shared<std::string>("jpeg");
+  auto dicom = std::make_shared<PhantomDicomOptions>();
   CLI::App* cmd = app.add_subcommand(
       "synth", "Write a phantom dataset in the K-ium 2023 layout: synthetic DSA views with known aneurysms, "
                "train_set/ (images, train.csv), test_set/ (images, test.csv, groundtruth.csv), annotations.json "
@@ -42,11 +45,19 @@ void AddSynthCommand(CLI::App& app) {
   cmd->add_flag("--uniform-locations", o->uniform_locations,
                 "Every location equally likely (default: clinical frequencies within a factor 2)");
   cmd->add_option("--jpeg-quality", o->jpeg_quality, "JPEG quality 1-100")->capture_default_str();
+  cmd->add_option("--format", *format,
+                  "jpeg: the K-ium layout; dicom: one multi-frame XA series per view in PAT{Index}/SER{n}/ with "
+                  "manifest.csv, for ingest --manifest (datasets/phantom/phantom_dicom.h)")
+      ->check(CLI::IsMember({"jpeg", "dicom"}))
+      ->capture_default_str();
+  cmd->add_option("--frames", dicom->frames, "--format dicom: frames per series (contrast peaks at frame F/2 + 1)")
+      ->capture_default_str();
+  cmd->add_flag("--rle", dicom->rle, "--format dicom: RLE Lossless transfer syntax instead of uncompressed");
   cmd->add_option("--threads", o->threads, "Worker threads (0: all cores); the output does not depend on it")
       ->capture_default_str();
   cmd->add_flag("--force", o->force, "Replace a non-empty train_set/test_set");
   cmd->add_flag("--quiet", [o](int64_t) { o->show_progress = false; }, "No progress line");
-  cmd->callback([o, out, size] {
+  cmd->callback([o, out, size, format, dicom] {
     if (!size->empty()) {
       o->aneurysm_radius_min_mm = (*size)[0];
       o->aneurysm_radius_max_mm = (*size)[1];
@@ -56,7 +67,7 @@ void AddSynthCommand(CLI::App& app) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     if (rank == 0) {
       auto start = std::chrono::steady_clock::now();
-      PhantomSummary s = GeneratePhantomDataset(*o, *out);
+      PhantomSummary s = *format == "dicom" ? GeneratePhantomDicom(*o, *dicom, *out) : GeneratePhantomDataset(*o, *out);
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::printf("synth: wrote %d train patients (%d with aneurysms) and %d test patients (%d with aneurysms), "
                   "%d aneurysms, %d views at %dx%d, to %s in %.1f s\n",

@@ -9,9 +9,10 @@ packages=(
   libopenmpi-dev openmpi-bin
   libhdf5-openmpi-dev hdf5-tools
   libopencv-dev
+  libdcmtk-dev  # DICOM ingest (datasets/dicom_view.cpp); optional at build time (ANGIOTRAIN_WITH_DICOM=AUTO)
   libtomlplusplus-dev prometheus-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
-  python3 python3-numpy python3-h5py python3-opencv python3-torch python3-torchvision python3-sklearn
+  python3 python3-numpy python3-h5py python3-pydicom python3-opencv python3-torch python3-torchvision python3-sklearn
   libjs-chart.js chromium
   slurm-wlm munge  # tests/slurm: a single-node Slurm on loopback (slurmctld, slurmd, srun --mpi=pmix)
   prometheus prometheus-pushgateway  # tests/experiments/metrics_prometheus_test.cpp: real servers on loopback
