@@ -484,7 +484,16 @@ RunReportSummary WriteRunReport(const RunReportOptions& o) {
     for (const auto& p : r.predictions) probabilities.push_back(p.prediction.locations);
     const ThresholdRule chosen = ThresholdRule::Parse(c.evaluation.threshold);
     const ThresholdRule seed = ThresholdRule::Parse(kSeedRule);
-    const LocationReport report = ScoreLocations(chosen.Apply(probabilities), r.locations, probabilities);
+    // A rule that learns (f1, youden, a gate over them) is scored on these validation rows with
+    // cuts learnt out of sample, each half with the other half's, as a sweep scores it.
+    ThresholdInputs inputs;
+    for (const auto& p : r.predictions) inputs.presence.push_back(p.prediction.aneurysm);
+    inputs.locations = probabilities;
+    const ThresholdLabels labels{r.aneurysm, r.locations};
+    const LocationReport report =
+        ScoreLocations(CrossFittedFlags(chosen, inputs, labels), r.locations, probabilities);
+    const std::string rule_label =
+        chosen.ToString() + (chosen.learns() ? ", its cuts cross-fitted on two halves of the validation rows" : "");
     const LocationReport seed_report = ScoreLocations(seed.Apply(probabilities), r.locations, probabilities);
     const double n = static_cast<double>(report.patients);
     Json names = Json::array(), auroc = Json::array(), accuracy = Json::array(), baseline = Json::array(),
@@ -523,10 +532,10 @@ RunReportSummary WriteRunReport(const RunReportOptions& o) {
     page.AddChart({"chart-location-accuracy",
                    {{"type", "bar"},
                     {"data", {{"labels", names},
-                              {"datasets", Json::array({bars("accuracy (" + chosen.ToString() + ")", accuracy, kGreen),
+                              {"datasets", Json::array({bars("accuracy (" + rule_label + ")", accuracy, kGreen),
                                                         bars("no-location baseline", baseline, kGrey)})}}},
                     {"options", {{"scales", {{"y", Axis("accuracy")}}}}}}});
-    page.AddSection("locations", "Per location (threshold rule " + chosen.ToString() + "; " + ShownLabel(shown) + ")",
+    page.AddSection("locations", "Per location (threshold rule " + HtmlEscape(rule_label) + "; " + ShownLabel(shown) + ")",
                     ReportPage::Canvas("chart-locations", 340) + ReportPage::Canvas("chart-location-accuracy", 300) +
                         "<p class=\"note\">Accuracy of a location counts every patient; the no-location baseline is "
                         "the accuracy of predicting no aneurysm there (1 &minus; prevalence). AUROC is undefined "
