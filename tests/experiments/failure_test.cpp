@@ -109,8 +109,8 @@ namespace {
 // A configuration refused by the checks leaves output.dir as it was: absent stays absent, and an
 // existing folder keeps exactly its files.
 TEST_F(FailurePath, RejectedConfigLeavesTheOutputFolderAsItWas) {
-  for (const std::string& bad : {"train.lr=inf", "train.lr=0", "model.init=imagenet", "train.optimizer=lamb",
-                                  "evaluation.threshold=median"}) {
+  for (const std::string bad : {"train.lr=inf", "train.lr=0", "model.init=imagenet", "train.optimizer=lamb",
+                                "evaluation.threshold=median"}) {
     SCOPED_TRACE(bad);
     auto r = RunAngiotrain({"train", "--config", config_, "--set", bad}, 2, 60);
     EXPECT_NE(r.exit_code, 0) << r.output;

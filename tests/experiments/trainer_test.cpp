@@ -440,7 +440,9 @@ TEST(TrainCommand, NonFiniteLossStopsEveryRankWithAClearMessage) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
     ASSERT_EQ(a[i].first, b[i].first);
-    if (a[i].second.is_floating_point()) EXPECT_TRUE(torch::isfinite(a[i].second).all().item<bool>()) << a[i].first;
+    if (a[i].second.is_floating_point()) {
+      EXPECT_TRUE(torch::isfinite(a[i].second).all().item<bool>()) << a[i].first;
+    }
     EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
   }
 }
