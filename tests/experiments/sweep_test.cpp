@@ -22,6 +22,7 @@
 #include "datasets/volume_file.h"
 #include "experiments/training/epoch_evidence.h"
 #include "experiments/evaluation/submission.h"
+#include "experiments/monitoring/metrics_config.h"
 #include "experiments/sweeps/sweep_spec.h"
 #include "experiments/sweeps/sweep_store.h"
 #include "experiments/evaluation/threshold_rule.h"
@@ -494,10 +495,17 @@ std::string Preset(const std::string& name) { return std::string(ANGIOTRAIN_SOUR
 TEST(Presets, ReferenceListsEveryKeyWithItsDefault) {
   TrainConfig defaults;
   defaults.data.volume = "out/train.h5";
-  const TrainConfig reference = LoadTrainConfig(Preset("reference.toml"));
+  // The training sections and [metrics] (declared by monitoring), as `train` assembles them.
+  MetricsConfig metrics, default_metrics;
+  OtherSections others;
+  others.fields = MetricsFields(metrics);
+  const TrainConfig reference = LoadTrainConfig(Preset("reference.toml"), others);
   EXPECT_EQ(CanonicalText(reference), CanonicalText(defaults));
+  EXPECT_EQ(MetricsConfigText(metrics), MetricsConfigText(default_metrics));
   const std::string text = ReadFile(Preset("reference.toml"));
-  for (const auto& field : Fields(defaults)) {
+  std::vector<ConfigField> fields = Fields(defaults);
+  for (const auto& field : MetricsFields(default_metrics)) fields.push_back(field);
+  for (const auto& field : fields) {
     const std::string name = field.key.substr(field.key.find('.') + 1);
     EXPECT_NE(text.find("\n" + name + " = "), std::string::npos) << field.key << " is not in reference.toml";
   }
