@@ -55,6 +55,9 @@ class Hid {
   hid_t id_;
 };
 
+// HDF5 prints its whole error stack to stderr by default; every failure here becomes one Error
+// naming the file instead. Called before the first HDF5 call of every entry point (the library
+// is not thread-safe in this build, so the setting is global).
 void QuietHdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
 // Closing a file opened through MPI-IO is collective (MPI_File_close). A rank that unwinds from
@@ -409,6 +412,9 @@ void OnEveryRankOrNone(MPI_Comm comm, const std::function<void()>& step, const s
 }  // namespace
 
 VolumeReader::VolumeReader(const std::string& path, MPI_Comm comm) : path_(path), h_(nullptr) {
+  // Before the first HDF5 call: H5Fis_hdf5 on a missing file would print HDF5's error stack
+  // (pages of HDF5-DIAG) before our one message naming the file.
+  QuietHdf5();
   // Every rank opens the same file. What can be checked alone is checked before the collective
   // open (MPI_File_open), so no rank waits there for one that has already failed.
   OnEveryRankOrNone(

@@ -66,6 +66,13 @@ void RunSlurmSubmit(const SlurmSubmitOptions& o) {
     throw Error("output.dir " + output_dir.string() + ": the job log " + job.log +
                 " would go into an #SBATCH line, which takes only letters, digits and ._-/%+:@,=; choose such an "
                 "output.dir, or set slurm.output");
+  const std::string script_path = (job_dir / "train.sbatch").string();
+  // The job's own files must not replace what this command reads (a config kept in the run's
+  // slurm/ folder, submitted from there): refused, as train refuses its outputs, dry run or not.
+  std::string init_file;
+  if (config.model.init.rfind("torchvision:", 0) == 0) init_file = config.model.init.substr(std::string("torchvision:").size());
+  for (const std::string& output : {job.config, script_path})
+    RefuseOutputOverInput(output, {o.config_path, config.data.volume, init_file});
   config.train.resume = false;  // the script adds --resume when there is something to resume
   const std::string script = TrainBatchScript(job);
   if (o.dry_run) {
@@ -76,7 +83,6 @@ void RunSlurmSubmit(const SlurmSubmitOptions& o) {
 
   fs::create_directories(job_dir);
   WriteFileAtomically(job.config, RunConfigText(run));
-  const std::string script_path = (job_dir / "train.sbatch").string();
   WriteFileAtomically(script_path, script);
   const std::string id = SubmitBatchScript(script_path);
   std::printf("%s\n", id.c_str());

@@ -33,7 +33,20 @@ struct SweepOptions {
   bool write = false;
   bool slurm = false;
   bool dry_run = false;
+  bool allow_failures = false;
 };
+
+// `sweep run` ends non-zero when a trial it ran is recorded as failed (after every other trial
+// has run and the results are written), as Ray Tune's fit does, unless --allow-failures says that
+// failures are expected. Every rank holds the same summary, so every rank throws alike.
+void RequireNoFailedTrials(const SweepRunSummary& summary, const SweepSpec& spec, const SweepOptions& o) {
+  if (summary.failed.empty() || o.allow_failures) return;
+  std::string message = "sweep: " + std::to_string(summary.failed.size()) + " of " + std::to_string(summary.trials) +
+                        " trial(s) failed (recorded in " + spec.dir + "; a rerun skips them; --allow-failures "
+                        "exits 0 when failures are expected):";
+  for (const std::string& line : summary.failed) message += "\n  " + line;
+  throw CollectiveError(message);
+}
 
 // The same file on every rank gives the same error everywhere: one message, a clean exit.
 SweepSpec CheckedSpec(const SweepOptions& o) {
@@ -89,6 +102,7 @@ void SubmitSweep(const SweepOptions& o) {
   job.sweep_file = spec.path;
   job.store = spec.dir;
   job.trials = static_cast<int64_t>(plan.trials.size());
+  job.allow_failures = o.allow_failures;
   job.array_log = slurm.output.empty() ? (job_dir / "trial-%A_%a.out").string() : slurm.output;
   job.results_log = (job_dir / "results-%j.out").string();
   for (const std::string& log : {job.array_log, job.results_log})
@@ -152,6 +166,9 @@ void AddSweepCommand(CLI::App& app) {
                 "Submit the trials as a Slurm job array from the sweep file's [slurm] section (one trial per task, "
                 "at most slurm.array_parallel at once) and a results job after it; print both job ids");
   run->add_flag("--dry-run", o->dry_run, "With --slurm: print both batch scripts; write and submit nothing");
+  run->add_flag("--allow-failures", o->allow_failures,
+                "Exit 0 even when trials failed (by default the sweep finishes the other trials, writes the "
+                "results, lists the failed trials with their reasons and exits 1; with --slurm: each array task)");
   status->add_option("dir", o->dir, "The trial store (sweep.dir)")->required();
   status->add_option("--rows", o->rows, "Rows of the ranked table to print (0: all)");
   status->add_flag("--write", o->write, "Also (re)write results.csv and results.json from the store");
@@ -174,8 +191,9 @@ void AddSweepCommand(CLI::App& app) {
     SweepRunOptions options;
     options.only_trial = o->trial;
     options.table_rows = o->rows;
-    RunSweep(spec, context, options);
+    const SweepRunSummary summary = RunSweep(spec, context, options);
     if (context.is_root() && o->trial < 0) WriteSweepReportAfterSweep(spec.dir);  // experiments/reports/report_sweep.h
+    RequireNoFailedTrials(summary, spec, *o);
   });
   status->callback([o] {
     if (WorldRank() != 0) return;

@@ -268,7 +268,9 @@ std::string SweepArrayScript(const SweepArrayJob& job) {
   const std::string variables =
       Fill(kSweepVariables, {{"SWEEP_FILE", ShellQuote(job.sweep_file)}, {"STORE", ShellQuote(job.store)}});
   return StepScript(job.slurm, "angiotrain sweep trial (one task of a job array)", "angiotrain sweep run --slurm",
-                    sbatch, variables, kSweepResume, kSweepStep, job.workdir, job.angiotrain);
+                    sbatch, variables, kSweepResume,
+                    std::string(kSweepStep) + (job.allow_failures ? " --allow-failures" : ""), job.workdir,
+                    job.angiotrain);
 }
 
 std::string SweepResultsScript(const SweepArrayJob& job, const std::string& array_job_id) {

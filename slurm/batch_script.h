@@ -37,6 +37,7 @@ struct SweepArrayJob {
   int64_t trials = 0;       // the plan's trials: array tasks 0..trials-1
   std::string array_log;    // an array task's log (#SBATCH --output; %A array id, %a task id)
   std::string results_log;  // the results job's log
+  bool allow_failures = false;  // each task runs its trial with --allow-failures (exits 0 when it fails)
 };
 
 // The job array: --array=0-(trials-1)%K (K = slurm.array_parallel, at most trials); task N runs

@@ -4,15 +4,18 @@
 #include <mpi.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/fault_injection.h"
+#include "core/process_identity.h"
 #include "experiments/training/epoch_evidence.h"
 #include "experiments/monitoring/metrics_export.h"
 #include "experiments/sweeps/sweep_store.h"
@@ -28,6 +31,13 @@ namespace {
 int BroadcastInt(int value, MPI_Comm comm) {
   MPI_Bcast(&value, 1, MPI_INT, 0, comm);
   return value;
+}
+
+std::string BroadcastString(std::string text, MPI_Comm comm) {
+  int n = BroadcastInt(static_cast<int>(text.size()), comm);
+  text.resize(static_cast<size_t>(n));
+  MPI_Bcast(text.data(), n, MPI_CHAR, 0, comm);
+  return text;
 }
 
 std::string Fixed4(const std::optional<double>& v) {
@@ -220,9 +230,16 @@ RunOutcome RunTraining(SweepJob& job, const PlannedTrial& trial, const TrainConf
     const TrialStatus s = ReadTrialStatus(dir);
     if (s.state == "completed" || s.state == "pruned" || s.state == "failed")
       action = kSkip;
+    else if (s.state == "running" && RunningProcessState(s) == ProcessState::kRunning)
+      action = kSkip;  // another sweep run (or array task) on this host has it now
     else if (s.state == "running" && fs::exists(dir + "/last.pt"))
       action = kResume;
-    if (action == kSkip && fold >= 0) std::printf("sweep: %s: %s, skipped\n", what.c_str(), s.state.c_str());
+    if (s.state == "running" && action == kSkip)
+      std::printf("sweep: %s: running in %s, skipped\n", what.c_str(), RunningProcessNote(s).c_str());
+    else if (s.state == "running")
+      std::printf("sweep: %s: recorded as running (%s)\n", what.c_str(), RunningProcessNote(s).c_str());
+    else if (action == kSkip && fold >= 0)
+      std::printf("sweep: %s: %s, skipped\n", what.c_str(), s.state.c_str());
   }
   action = BroadcastInt(action, context.comm);
   if (action == kSkip) return RunOutcome::kSkipped;
@@ -230,6 +247,7 @@ RunOutcome RunTraining(SweepJob& job, const PlannedTrial& trial, const TrainConf
   const auto t0 = std::chrono::steady_clock::now();
   TrialStatus status;
   status.state = "running";
+  status.process = ThisProcess();
   if (context.is_root()) {
     fs::create_directories(dir);
     if (action == kResume) status.epochs_done = ReadTrialStatus(dir).epochs_done;
@@ -284,8 +302,9 @@ RunOutcome RunTraining(SweepJob& job, const PlannedTrial& trial, const TrainConf
     WriteTrialStatus(dir, status);
     AppendTrialLog(dir, "end " + status.state + (status.reason.empty() ? "" : ": " + status.reason));
   }
-  *reason = status.reason;
-  if (status.state == "failed") return RunOutcome::kFailed;
+  // Rank 0's record decides on every rank (a rank that did not throw still knows it failed).
+  *reason = BroadcastString(status.reason, context.comm);
+  if (BroadcastInt(status.state == "failed", context.comm)) return RunOutcome::kFailed;
   return pruned_at ? RunOutcome::kPruned : stopped ? RunOutcome::kStopped : RunOutcome::kCompleted;
 }
 
@@ -298,8 +317,12 @@ RunOutcome RunCrossValidatedTrial(SweepJob& job, const PlannedTrial& trial) {
   const std::string& dir = trial.config.output.dir;
   int skip = 0;
   if (context.is_root()) {
-    const std::string state = ReadTrialStatus(dir).state;
-    skip = state == "completed" || state == "failed";
+    const TrialStatus s = ReadTrialStatus(dir);
+    skip = s.state == "completed" || s.state == "failed";
+    if (s.state == "running" && RunningProcessState(s) == ProcessState::kRunning) {
+      skip = 1;  // another sweep run (or array task) on this host has it now
+      std::printf("sweep: trial %s: running in %s, skipped\n", trial.name.c_str(), RunningProcessNote(s).c_str());
+    }
   }
   if (BroadcastInt(skip, context.comm)) return RunOutcome::kSkipped;
   const auto t0 = std::chrono::steady_clock::now();
@@ -307,6 +330,7 @@ RunOutcome RunCrossValidatedTrial(SweepJob& job, const PlannedTrial& trial) {
     TrialStatus status = ReadTrialStatus(dir);
     const bool resumed = status.state == "running";
     status.state = "running";
+    status.process = ThisProcess();
     WriteTrialStatus(dir, status);
     std::string settings;
     for (const auto& [k, v] : trial.settings) settings += " " + k + "=" + v;
@@ -347,7 +371,7 @@ RunOutcome RunCrossValidatedTrial(SweepJob& job, const PlannedTrial& trial) {
 
 }  // namespace
 
-void RunSweep(const SweepSpec& spec, const ProcessContext& context, const SweepRunOptions& options) {
+SweepRunSummary RunSweep(const SweepSpec& spec, const ProcessContext& context, const SweepRunOptions& options) {
   const SweepPlan plan = PlanSweep(spec);
   PrepareSweepStore(spec, plan, context);
   SweepJob job{spec, plan, context, nullptr, {}};
@@ -375,10 +399,33 @@ void RunSweep(const SweepSpec& spec, const ProcessContext& context, const SweepR
     }
   }
   MPI_Barrier(context.comm);
-  if (!context.is_root() || options.only_trial >= 0) return;
+  // The failed trials as the store records them (rank 0's view, given to every rank so that all
+  // leave with the same exit status).
+  SweepRunSummary summary;
+  summary.interrupted = interrupted;
+  std::string failed;
+  for (const PlannedTrial& trial : plan.trials) {
+    if (options.only_trial >= 0 && trial.id != options.only_trial) continue;
+    ++summary.trials;
+    if (!context.is_root()) continue;
+    const TrialStatus s = ReadTrialStatus(trial.config.output.dir);
+    if (s.state != "failed") continue;
+    std::string settings;
+    for (const auto& [k, v] : trial.settings) settings += (settings.empty() ? "" : ", ") + k + "=" + v;
+    std::string reason = s.reason;
+    std::replace(reason.begin(), reason.end(), '\n', ' ');
+    failed += trial.name + (settings.empty() ? "" : " (" + settings + ")") + ": " + reason + "\n";
+  }
+  std::istringstream lines(BroadcastString(failed, context.comm));
+  for (std::string line; std::getline(lines, line);) summary.failed.push_back(line);
+  if (!context.is_root() || options.only_trial >= 0) return summary;
   const std::string table = WriteResults(spec.dir, options.table_rows);
   std::printf("%s\nsweep: %s; results in %s/results.csv and results.json\n", table.c_str(),
-              interrupted ? "stopped on request (run it again to resume)" : "done", spec.dir.c_str());
+              interrupted ? "stopped on request (run it again to resume)"
+              : summary.failed.empty() ? "done"
+                                       : "done, with failed trials",
+              spec.dir.c_str());
+  return summary;
 }
 
 }  // namespace angiotrain

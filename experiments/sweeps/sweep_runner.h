@@ -7,7 +7,7 @@
 // "running" by a killed sweep resumes from its last.pt (bit-exact on the CPU), and the results
 // are recomputed from the store, so they end up identical to an uninterrupted sweep's.
 // A trial that throws (a config error, a NaN loss, an injected fault) is recorded as failed with
-// the message, and the sweep goes on. A stop request from outside (SIGUSR1, Slurm's warning)
+// the message, and the sweep goes on; RunSweep returns the failed trials for the exit status. A stop request from outside (SIGUSR1, Slurm's warning)
 // ends the current trial with a checkpoint and the sweep, leaving that trial "running".
 //
 // A cross-validated trial (sweep.cross_validation = K) is K training runs, one per fold, each
@@ -19,6 +19,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "distributed/process_context.h"
 #include "experiments/sweeps/sweep_spec.h"
@@ -30,9 +31,24 @@ struct SweepRunOptions {
   size_t table_rows = 20;  // rows of the ranked table printed at the end (0: all)
 };
 
+// What a `sweep run` ended with, the same on every rank.
+struct SweepRunSummary {
+  // The trials it ran (every trial, or only_trial) that are recorded as failed at the end, those
+  // of an earlier invocation included (a rerun skips them): "NAME (SETTINGS): REASON", in plan order.
+  std::vector<std::string> failed;
+  size_t trials = 0;         // how many trials it ran or skipped (the plan's, or 1 with only_trial)
+  bool interrupted = false;  // a stop request ended it (the current trial stays "running")
+};
+
 // Runs (or resumes) the sweep. Collective over context.comm. Prints the ranked table (rank 0)
 // and writes results.csv/results.json. Throws Error when the store holds a different plan.
-void RunSweep(const SweepSpec& spec, const ProcessContext& context, const SweepRunOptions& options = {});
+// A failed trial does not stop the sweep: the caller decides from the summary (`sweep run`
+// exits non-zero unless --allow-failures).
+//
+// A trial recorded as "running" is resumed unless its process still runs on this host (another
+// `sweep run` or array task has it: skipped, and listed as such); a stale one (its process is gone)
+// and one recorded on another host (which cannot be checked: a requeued array task) are resumed.
+SweepRunSummary RunSweep(const SweepSpec& spec, const ProcessContext& context, const SweepRunOptions& options = {});
 
 // Creates the store (or checks that it holds this plan): plan.json and sweep.toml. Collective.
 void PrepareSweepStore(const SweepSpec& spec, const SweepPlan& plan, const ProcessContext& context);

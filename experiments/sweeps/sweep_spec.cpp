@@ -361,6 +361,13 @@ SweepSpec ParseSweepSpec(const std::string& text, const std::string& path) {
   } catch (const Error& e) {
     throw FileError(path, std::string("base: ") + e.what());
   }
+  // PlanSweep reads the base's rule (the trials' rule when there is no thresholds axis): a bad one
+  // is named by its key here, not by the parser's bare message.
+  try {
+    ThresholdRule::Parse(spec.base.evaluation.threshold);
+  } catch (const Error& e) {
+    throw reader.Fail("base.evaluation.threshold", e.what());
+  }
   SweepPlan plan = PlanSweep(spec);
   std::set<std::tuple<std::string, int64_t, int64_t>> partitions;  // k-fold partitions checked on their volume
   std::set<std::string> init_files;                                 // model.init files found

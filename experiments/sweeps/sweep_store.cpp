@@ -86,6 +86,9 @@ TrialStatus ReadTrialStatus(const std::string& trial_dir) {
     s.reason = j.value("reason", "");
     s.epochs_done = j.value("epochs_done", int64_t{0});
     s.seconds = j.value("seconds", 0.0);
+    s.process.host = j.value("host", "");
+    s.process.pid = j.value("pid", int64_t{0});
+    s.process.start = j.value("process_start", "");
   } catch (const nlohmann::json::exception& e) {
     throw FileError(path, std::string("not a trial status (") + e.what() + ")");
   }
@@ -99,7 +102,25 @@ void WriteTrialStatus(const std::string& trial_dir, const TrialStatus& s) {
   j["reason"] = s.reason;
   j["epochs_done"] = s.epochs_done;
   j["seconds"] = s.seconds;
+  if (s.state == "running" && !s.process.host.empty()) {
+    j["host"] = s.process.host;
+    j["pid"] = s.process.pid;
+    j["process_start"] = s.process.start;
+  }
   WriteFileAtomically(trial_dir + "/status.json", j.dump() + "\n");
+}
+
+ProcessState RunningProcessState(const TrialStatus& s) { return CheckProcess(s.process); }
+
+std::string RunningProcessNote(const TrialStatus& s) {
+  const std::string process = "process " + std::to_string(s.process.pid) + " on " + s.process.host;
+  if (s.process.host.empty()) return "no process recorded (cannot check)";
+  switch (RunningProcessState(s)) {
+    case ProcessState::kRunning: return process;
+    case ProcessState::kGone: return "stale: its " + process + " is gone; sweep run resumes it";
+    case ProcessState::kCannotCheck: break;
+  }
+  return "running on " + s.process.host + " (cannot check)";
 }
 
 void AppendTrialLog(const std::string& trial_dir, const std::string& line) {
@@ -370,9 +391,12 @@ std::string TrialsTable(const std::string& store_dir) {
       folds.resize(std::max<size_t>(folds.size(), 5), ' ');
       folds += "  ";
     }
+    // A running trial: whether its process still runs (stale: killed outright, resumable).
+    std::string note = s.reason;
+    if (s.state == "running") note = RunningProcessNote(s) + (s.reason.empty() ? "" : "; " + s.reason);
     std::snprintf(line, sizeof line, "%s  %-11s  %s%2lld/%-3lld  %7.1f  %s%s\n", t.name.c_str(), s.state.c_str(),
                   folds.c_str(), static_cast<long long>(epochs_done), static_cast<long long>(t.train_epochs), s.seconds,
-                  settings.c_str(), s.reason.empty() ? "" : ("  (" + s.reason + ")").c_str());
+                  settings.c_str(), note.empty() ? "" : ("  (" + note + ")").c_str());
     out += line;
   }
   return out;

@@ -13,7 +13,10 @@
 //       config.toml         the resolved train config (written by the Trainer)
 //       status.json         {"state", "reason", "epochs_done", "seconds"}; state is pending,
 //                           running (or interrupted: a killed sweep leaves it so), completed,
-//                           pruned (halving stopped it at a rung) or failed (reason: the error)
+//                           pruned (halving stopped it at a rung) or failed (reason: the error);
+//                           while running also "host", "pid", "process_start": the process that
+//                           runs it (core/process_identity.h), so that one killed outright is
+//                           told apart (stale) from one that still runs
 //       log.txt             start/resume, one line per epoch, the end, appended
 //       last.pt, best.pt    checkpoints (experiments/training/checkpoint.h; best by the objective)
 //       metrics.jsonl       per-epoch metrics (README "Training")
@@ -37,6 +40,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/process_identity.h"
 #include "experiments/evaluation/objective.h"
 
 namespace angiotrain {
@@ -46,9 +50,16 @@ struct TrialStatus {
   std::string reason;
   int64_t epochs_done = 0;
   double seconds = 0;
+  ProcessIdentity process;  // state "running": the process that runs it (or ran it, if stale)
 };
 TrialStatus ReadTrialStatus(const std::string& trial_dir);  // "pending" when there is none
 void WriteTrialStatus(const std::string& trial_dir, const TrialStatus& status);
+// For a status "running": whether its process still runs. kGone means stale: the process was
+// killed outright (or its node lost) and `sweep run` resumes the trial.
+ProcessState RunningProcessState(const TrialStatus& status);
+// What `sweep status` and `sweep run` say about a running trial's process: "stale: its process
+// PID on HOST is gone", "process PID on HOST", "running on HOST (cannot check)".
+std::string RunningProcessNote(const TrialStatus& status);
 void AppendTrialLog(const std::string& trial_dir, const std::string& line);
 
 // The plan as read back from DIR/plan.json.
