@@ -2,7 +2,7 @@
 // service-discovery entry per rank, and pushes to a Pushgateway (README "Monitoring" lists every
 // metric; monitoring/ holds the Prometheus configuration and the Grafana dashboard).
 //
-// Where the figures of a rank go. Observers never run collectives (training_records.h), so the
+// Where the figures of a rank go. Observers never run collectives (experiments/training/training_records.h), so the
 // figures are not gathered to rank 0 over the communicator: every rank serves its own registry
 // on its own port (metrics.port + local rank, or a free port each with port = 0) and writes its
 // own discovery entry, and Prometheus scrapes each. Rank 0 serves the run-wide figures (loss,

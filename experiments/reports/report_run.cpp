@@ -46,7 +46,7 @@ double Or(const std::optional<double>& v) { return v ? *v : Nan(); }
 Json Value(double v) { return std::isfinite(v) ? Json(v) : Json(); }
 
 // Which epoch and checkpoint the page's figures (ROC, per location, confusion, Grad-CAM) come
-// from. A run that keeps per-epoch evidence (epoch_evidence.h) has best.pt, the best epoch by its
+// from. A run that keeps per-epoch evidence (experiments/training/epoch_evidence.h) has best.pt, the best epoch by its
 // objective, beside last.pt: the page shows that epoch, the one `predict --checkpoint best.pt`
 // uses, and says what the last epoch scored. Without best.pt it shows the last validation
 // (validation_predictions.csv) and last.pt, and says so.

@@ -1,7 +1,7 @@
 // `angiotrain report --run DIR`: one self-contained HTML page about a training run, read from the
 // run's files only (no training code): output.dir/config.toml, metrics.jsonl, the validation
 // probabilities and a checkpoint, and the labels of the volume it trained on. Where the run kept
-// per-epoch evidence (epoch_evidence.h: best.json, best.pt, validation/epoch_NNN.csv) the figures
+// per-epoch evidence (experiments/training/epoch_evidence.h: best.json, best.pt, validation/epoch_NNN.csv) the figures
 // are the best epoch's (best.pt, the model `predict --checkpoint best.pt` uses) and the page gives
 // the last epoch's AUROC beside them; otherwise they are the last validation's
 // (validation_predictions.csv) and last.pt's. The page says which.
