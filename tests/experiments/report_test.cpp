@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -134,19 +135,24 @@ TEST_F(RunReport, PageFiguresEqualTheRunsFiles) {
   CommandResult r = RunAngiotrain({"report", "--run", run_.run, "--out", page, "--examples", "1"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string html = ReadFile(page);
-  // The AUROC of validation_predictions.csv against the volume's labels.
+  // The AUROC of the shown epoch's validation predictions against the volume's labels: the best
+  // epoch's (best.json, validation/epoch_NNN.csv), which need not be the last one's
+  // (validation_predictions.csv).
+  const int best_epoch = nlohmann::json::parse(ReadFile(run_.run + "/best.json")).at("epoch").get<int>();
+  char shown[32];
+  std::snprintf(shown, sizeof shown, "/validation/epoch_%03d.csv", best_epoch);
   VolumeReader volume(run_.volume, MPI_COMM_NULL);
   std::map<int32_t, uint8_t> truth;
   for (size_t i = 0; i < volume.index().size(); ++i) truth[volume.index()[i]] = volume.aneurysm()[i];
   std::vector<double> scores;
   std::vector<uint8_t> labels;
-  for (const auto& row : ReadProbabilities(run_.run + "/validation_predictions.csv")) {
+  for (const auto& row : ReadProbabilities(run_.run + shown)) {
     scores.push_back(row.prediction.aneurysm);
     labels.push_back(truth.at(row.index));
   }
   const auto auroc = Auroc(scores, labels);
   ASSERT_TRUE(auroc) << "the validation split holds one class";
-  EXPECT_NEAR(TableNumber(html, "Aneurysm AUROC"), *auroc, 5e-4) << "page: " << page;
+  EXPECT_NEAR(TableNumber(html, "Aneurysm AUROC"), *auroc, 5e-4) << "page: " << page << ", epoch " << best_epoch;
   EXPECT_EQ(TableNumber(html, "validation patients"), static_cast<double>(scores.size()));
   EXPECT_NE(html.find("seed&#39;s rule mean+1std"), std::string::npos);
   EXPECT_NE(html.find("no-location baseline"), std::string::npos);
