@@ -8,7 +8,6 @@
 #include <mpi.h>
 
 #include <fstream>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -20,6 +19,7 @@
 #include "experiments/sweeps/sweep_spec.h"
 #include "experiments/sweeps/sweep_store.h"
 #include "tests/support/test_support.h"
+#include "tests/support/test_volume.h"
 
 namespace angiotrain {
 namespace {
@@ -30,34 +30,12 @@ using testing::FileExists;
 using testing::RunAngiotrain;
 using testing::ScratchDir;
 
-// 40 patients, 32 px of noise, half of them positive (as sweep_test.cpp's volume, without marks:
-// these tests look at what the sweep does, not at what it learns).
-std::string WriteVolume(const std::string& path) {
-  const int n = 40, r = 32;
-  std::mt19937 rng(11);
-  std::vector<uint8_t> images(static_cast<size_t>(n) * kNumViews * r * r);
-  std::vector<int32_t> index(n);
-  std::vector<uint8_t> aneurysm(n), locations(static_cast<size_t>(n) * kNumLocations);
-  for (auto& v : images) v = static_cast<uint8_t>(rng() % 100);
-  for (int p = 0; p < n; ++p) {
-    index[p] = 3000 + p;
-    aneurysm[p] = p % 2;
-    if (aneurysm[p]) locations[static_cast<size_t>(p) * kNumLocations + p % 4] = 1;
-  }
-  VolumeProvenance provenance;
-  provenance.source = "sweep_run_test";
-  VolumeWriter writer(path, MPI_COMM_SELF, n, r, true, provenance);
-  writer.WriteRows(0, images, index, aneurysm, locations);
-  writer.Commit(n, 0);
-  return path;
-}
-
 // A sweep file over a tiny model on `volume` (written when it is DIR/volume.h5 and missing).
 std::string WriteSweep(const ScratchDir& dir, const std::string& axes, const std::string& base_train = "epochs = 1\n",
                        const std::string& sweep_extra = "", const std::string& volume_path = "",
                        const std::string& base_extra = "") {
   const std::string volume = volume_path.empty() ? dir / "volume.h5" : volume_path;
-  if (volume_path.empty() && !FileExists(volume)) WriteVolume(volume);
+  if (volume_path.empty() && !FileExists(volume)) testing::WriteTestVolume(volume, 40, 11, 3000);
   const std::string path = dir / "sweep.toml";
   std::ofstream(path) << "[sweep]\ndir = \"" << (dir / "store") << "\"\n" << sweep_extra << "\n"
                       << "[base.data]\nvolume = \"" << volume << "\"\nvalidation_split = 0.25\nsplit_seed = 3\n"
