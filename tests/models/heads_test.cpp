@@ -33,8 +33,12 @@ TEST(Heads, PresenceLocationAndMultitaskModelsOutputOneTwentyOneAndTwentyTwoLogi
     model->eval();
     torch::Tensor logits = model->forward(x);
     EXPECT_EQ(logits.sizes(), torch::IntArrayRef({3, width})) << TaskName(task);
-    if (HasPresence(task)) EXPECT_EQ(PresenceColumn(logits, task).sizes(), torch::IntArrayRef({3}));
-    if (HasLocations(task)) EXPECT_EQ(LocationColumns(logits, task).sizes(), torch::IntArrayRef({3, 21}));
+    if (HasPresence(task)) {
+      EXPECT_EQ(PresenceColumn(logits, task).sizes(), torch::IntArrayRef({3}));
+    }
+    if (HasLocations(task)) {
+      EXPECT_EQ(LocationColumns(logits, task).sizes(), torch::IntArrayRef({3, 21}));
+    }
   }
 }
 
